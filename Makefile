@@ -1,0 +1,32 @@
+# Convenience wrapper around meson. `make` builds, `make check` builds and runs
+# every test, `make demo` shows the main job end to end.
+BUILD ?= build
+MESON_OPTS ?=
+
+.PHONY: all deps check check-asan demo install clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	@sh scripts/install-deps.sh
+	meson setup $(BUILD) $(MESON_OPTS)
+
+check: deps all
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 $(TESTS)
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+check-asan: deps
+	$(MAKE) check BUILD=build-asan MESON_OPTS="-Db_sanitize=address,undefined -Db_lundef=false"
+
+demo: deps all
+	sh scripts/demo.sh $(BUILD)
+
+install: all
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf build build-asan

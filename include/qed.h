@@ -1,0 +1,186 @@
+/*
+ * libqed: read, write, create and inspect QED (QEMU Enhanced Disk) images.
+ * The one public header; everything else in the library is internal.
+ */
+#ifndef LIBQED_QED_H
+#define LIBQED_QED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LIBQED_VERSION "0.1.0"
+
+/* Errors are reported twice: a call returns -errno, and *errp (when not
+ * NULL) receives a GError in QED_ERROR whose code is the positive errno
+ * value and whose message names the file and the problem. */
+#define QED_ERROR (qed_error_quark())
+GQuark qed_error_quark(void);
+
+/* On-disk constants of the format (see docs/format.md). */
+#define QED_MAGIC 0x00444551u
+#define QED_MIN_CLUSTER_SIZE (4u * 1024)
+#define QED_MAX_CLUSTER_SIZE (64u * 1024 * 1024)
+#define QED_DEFAULT_CLUSTER_SIZE (64u * 1024)
+#define QED_MIN_TABLE_SIZE 1u
+#define QED_MAX_TABLE_SIZE 16u
+#define QED_DEFAULT_TABLE_SIZE 4u
+
+#define QED_F_BACKING_FILE 0x1ull
+#define QED_F_NEED_CHECK 0x2ull
+#define QED_F_BACKING_FORMAT_NO_PROBE 0x4ull
+
+typedef struct QedImage QedImage;
+
+typedef struct QedCreateOptions {
+    uint64_t size;              /* virtual size in bytes, rounded up to 512 */
+    uint32_t cluster_size;      /* bytes; 0 means QED_DEFAULT_CLUSTER_SIZE */
+    uint32_t table_size;        /* clusters per table; 0 means the default */
+    const char *backing_file;   /* stored as given; NULL for none */
+    const char *backing_format; /* "raw" sets BACKING_FORMAT_NO_PROBE; "qed" or NULL probe */
+} QedCreateOptions;
+
+/* Writes a new, empty QED image, replacing any file at filename. The bytes
+ * written are those of `qemu-img create -f qed` for the same options. The
+ * backing file is not opened. */
+int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp);
+
+/* Open flags */
+enum {
+    QED_OPEN_READ_ONLY = 1u << 0,   /* no writes; NEED_CHECK images open unrepaired */
+    QED_OPEN_NO_BACKING = 1u << 1,  /* do not open the backing file; unallocated reads as zeros */
+    QED_OPEN_DIRECT = 1u << 2,      /* O_DIRECT on the image file (cache=none) */
+    QED_OPEN_WRITETHROUGH = 1u << 3, /* every write is followed by a flush */
+    QED_OPEN_FORCE_SHARE = 1u << 4, /* take no lock on the file (qemu-img -U) */
+};
+
+typedef struct QedOpenOptions {
+    const char *format;    /* "qed", "raw", or NULL to probe */
+    unsigned flags;        /* QED_OPEN_* */
+    size_t l2_cache_bytes; /* L2 cache budget; 0 means the default (32 MiB) */
+} QedOpenOptions;
+
+/* Opens an image and, unless QED_OPEN_NO_BACKING, its backing chain (each
+ * backing file read-only). opts may be NULL (probe, read-write). Returns NULL
+ * and sets *errp on failure. The handle is freed by qed_close(). */
+QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp);
+
+/* Flushes, clears NEED_CHECK when it was set by this handle, closes the
+ * backing chain and frees img, even on error. NULL is a no-op. */
+int qed_close(QedImage *img, GError **errp);
+
+/* Write flags */
+enum {
+    QED_WRITE_FUA = 1u << 0, /* the data is on stable storage when the call returns */
+};
+
+/* Reads len bytes at offset; the range must lie inside the virtual disk.
+ * buf is zeroed before anything can fail. */
+int qed_pread(QedImage *img, void *buf, size_t len, uint64_t offset, GError **errp);
+
+/* Writes len bytes at any byte offset inside the virtual disk. */
+int qed_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset,
+               unsigned flags, GError **errp);
+
+/* Makes the range read as zeros. Whole clusters become zero clusters, or
+ * unallocated where nothing would show through from a backing file; the
+ * partial clusters at the ends are zeroed. */
+int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags,
+                      GError **errp);
+
+/* The caller no longer needs the range. Here it reads as zeros afterwards
+ * (like qed_pwrite_zeroes), so discarded data never reappears. */
+int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp);
+
+/* Everything written before the call is on stable storage when it returns. */
+int qed_flush(QedImage *img, GError **errp);
+
+/* Changes the virtual size. QED images can only grow; raw files both ways. */
+int qed_resize(QedImage *img, uint64_t size, GError **errp);
+
+typedef enum QedExtentType {
+    QED_EXTENT_DATA,        /* allocated in this image at file_offset */
+    QED_EXTENT_ZERO,        /* reads as zeros, allocated in this image (zero cluster) */
+    QED_EXTENT_UNALLOCATED, /* falls through to the backing file (zeros without one) */
+} QedExtentType;
+
+typedef struct QedExtent {
+    uint64_t offset;      /* virtual offset of the run */
+    uint64_t length;      /* bytes; the longest run of one type (and contiguous file offsets) */
+    QedExtentType type;
+    uint64_t file_offset; /* QED_EXTENT_DATA only */
+} QedExtent;
+
+/* Describes the run starting at offset, at most len bytes long. */
+int qed_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext,
+                     GError **errp);
+
+typedef struct QedInfo {
+    const char *filename;        /* as given to qed_open */
+    const char *format;          /* "qed" or "raw" */
+    uint64_t virtual_size;       /* bytes */
+    uint64_t file_length;        /* bytes */
+    uint64_t actual_size;        /* bytes the file occupies on the host */
+    uint32_t cluster_size;       /* 0 for raw */
+    uint32_t table_size;         /* clusters; 0 for raw */
+    uint32_t header_size;        /* clusters; 0 for raw */
+    uint64_t features;           /* header fields as on disk */
+    uint64_t compat_features;
+    uint64_t autoclear_features;
+    bool need_check;             /* NEED_CHECK is set in the header now */
+    const char *backing_file;    /* name as stored, or NULL */
+    const char *backing_format;  /* "raw" for BACKING_FORMAT_NO_PROBE, else NULL */
+    const char *backing_file_full; /* the name resolved against the image's directory */
+} QedInfo;
+
+/* Fills *info; its strings belong to img and live until qed_close(). */
+int qed_get_info(QedImage *img, QedInfo *info, GError **errp);
+
+/* The opened backing image, or NULL. Owned by img. */
+QedImage *qed_get_backing(QedImage *img);
+
+/* How a backing name stored in image `filename` is found: absolute names as
+ * they are, relative names against the image's directory. Free with g_free. */
+char *qed_backing_path(const char *filename, const char *backing_name);
+
+typedef struct QedCheckResult {
+    uint64_t corruptions;        /* invalid or doubly referenced table entries found */
+    uint64_t leaks;              /* clusters in the file that nothing references */
+    uint64_t check_errors;       /* tables that could not be read */
+    uint64_t corruptions_fixed;  /* entries cleared by the repair */
+    uint64_t leaks_fixed;        /* leaked clusters reclaimed by the repair */
+    uint64_t total_clusters;     /* clusters of the virtual disk */
+    uint64_t allocated_clusters; /* data clusters referenced by valid entries */
+    uint64_t fragmented_clusters; /* data clusters not right after their predecessor */
+    uint64_t image_end_offset;   /* end of the last cluster in use */
+} QedCheckResult;
+
+/* What qed_check may repair. */
+enum {
+    QED_CHECK_FIX_ERRORS = 1u << 0, /* clear invalid and duplicate entries */
+    QED_CHECK_FIX_LEAKS = 1u << 1,  /* reclaim leaked clusters at the end of the file */
+};
+
+/* Checks the image's metadata (qemu-img check); with fix flags, on a writable
+ * handle, repairs it. Returns 0 when the check ran, whatever it found, and
+ * -ENOTSUP for formats without metadata (raw). */
+int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp);
+
+/* Counters of the I/O that reached the image file (not its backing file). */
+typedef struct QedStats {
+    uint64_t reads, writes, flushes;
+    uint64_t bytes_read, bytes_written;
+} QedStats;
+void qed_get_stats(QedImage *img, QedStats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBQED_QED_H */

@@ -1,0 +1,303 @@
+/*
+ * A POSIX file under the blk seam: pread/pwrite/fdatasync/ftruncate/fallocate.
+ * With O_DIRECT, unaligned requests go through an aligned bounce buffer; the
+ * read-modify-write of a partial block is serialized so that two unaligned
+ * writes into one block cannot undo each other.
+ */
+#include "blk/blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+
+#include "qed.h"
+
+#define DIRECT_ALIGN 4096u
+
+typedef struct BlkFile {
+    BlkDev dev;
+    int fd;
+    bool direct;
+    GMutex rmw_lock; /* serializes unaligned writes under O_DIRECT */
+} BlkFile;
+
+static BlkFile *to_file(BlkDev *dev)
+{
+    return (BlkFile *)dev;
+}
+
+/* Full-length pread; a short read at the end of the file leaves zeros. */
+static int read_full(int fd, void *buf, size_t len, uint64_t offset)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            memset(p, 0, len);
+            return 0;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len, uint64_t offset)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            return -EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+static bool is_aligned(BlkFile *f, const void *buf, size_t len, uint64_t offset)
+{
+    return !f->direct ||
+           (((uintptr_t)buf | len | offset) & (DIRECT_ALIGN - 1)) == 0;
+}
+
+/* The aligned span around [offset, offset+len), in a fresh aligned buffer. */
+static void *bounce_span(size_t len, uint64_t offset, uint64_t *start, size_t *span)
+{
+    *start = offset & ~(uint64_t)(DIRECT_ALIGN - 1);
+    uint64_t end = (offset + len + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
+    *span = (size_t)(end - *start);
+    return g_try_malloc(*span + DIRECT_ALIGN);
+}
+
+static void *align_ptr(void *p)
+{
+    return (void *)(((uintptr_t)p + DIRECT_ALIGN - 1) & ~(uintptr_t)(DIRECT_ALIGN - 1));
+}
+
+static int file_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
+{
+    BlkFile *f = to_file(dev);
+    if (is_aligned(f, buf, len, offset)) {
+        return read_full(f->fd, buf, len, offset);
+    }
+    uint64_t start;
+    size_t span;
+    void *raw = bounce_span(len, offset, &start, &span);
+    if (!raw) {
+        return -ENOMEM;
+    }
+    uint8_t *b = align_ptr(raw);
+    int ret = read_full(f->fd, b, span, start);
+    if (ret == 0) {
+        memcpy(buf, b + (offset - start), len);
+    }
+    g_free(raw);
+    return ret;
+}
+
+static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag)
+{
+    BlkFile *f = to_file(dev);
+    if (is_aligned(f, buf, len, offset)) {
+        return write_full(f->fd, buf, len, offset);
+    }
+    uint64_t start;
+    size_t span;
+    void *raw = bounce_span(len, offset, &start, &span);
+    if (!raw) {
+        return -ENOMEM;
+    }
+    uint8_t *b = align_ptr(raw);
+    g_mutex_lock(&f->rmw_lock);
+    int ret = 0;
+    if (start != offset || span != len) {
+        ret = read_full(f->fd, b, span, start);
+    }
+    if (ret == 0) {
+        memcpy(b + (offset - start), buf, len);
+        ret = write_full(f->fd, b, span, start);
+        /* The span may reach past the old end of the file; trim it back. */
+        struct stat st;
+        if (ret == 0 && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size == start + span &&
+            offset + len < start + span) {
+            if (ftruncate(f->fd, (off_t)(offset + len)) < 0) {
+                ret = -errno;
+            }
+        }
+    }
+    g_mutex_unlock(&f->rmw_lock);
+    g_free(raw);
+    return ret;
+}
+
+static int file_flush(BlkDev *dev)
+{
+    if (fdatasync(to_file(dev)->fd) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int64_t file_get_length(BlkDev *dev)
+{
+    struct stat st;
+    if (fstat(to_file(dev)->fd, &st) < 0) {
+        return -errno;
+    }
+    return st.st_size;
+}
+
+static int file_truncate(BlkDev *dev, uint64_t length)
+{
+    if (ftruncate(to_file(dev)->fd, (off_t)length) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+static int file_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
+{
+    BlkFile *f = to_file(dev);
+    if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                  (off_t)len) == 0) {
+        return 0;
+    }
+    if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        return -errno;
+    }
+    /* No hole punching here: write zeros, in bounded pieces. */
+    size_t chunk = (size_t)MIN(len, 1024 * 1024);
+    void *raw = g_try_malloc0(chunk + DIRECT_ALIGN);
+    if (!raw) {
+        return -ENOMEM;
+    }
+    int ret = 0;
+    while (len > 0 && ret == 0) {
+        size_t n = (size_t)MIN(len, chunk);
+        ret = file_pwrite(dev, align_ptr(raw), n, offset, BLK_TAG_DATA);
+        offset += n;
+        len -= n;
+    }
+    g_free(raw);
+    return ret;
+}
+
+static int64_t file_allocated_bytes(BlkDev *dev)
+{
+    struct stat st;
+    if (fstat(to_file(dev)->fd, &st) < 0) {
+        return -errno;
+    }
+    return (int64_t)st.st_blocks * 512;
+}
+
+static int file_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
+                            uint64_t *run)
+{
+    int fd = to_file(dev)->fd;
+    off_t data = lseek(fd, (off_t)offset, SEEK_DATA);
+    if (data < 0) {
+        if (errno == ENXIO) {
+            /* Past the last data: a hole up to the end of the file, or beyond it. */
+            *is_data = false;
+            *run = len;
+            return 0;
+        }
+        /* SEEK_DATA unsupported: report data. */
+        *is_data = true;
+        *run = len;
+        return 0;
+    }
+    if ((uint64_t)data > offset) {
+        *is_data = false;
+        *run = MIN(len, (uint64_t)data - offset);
+        return 0;
+    }
+    off_t hole = lseek(fd, (off_t)offset, SEEK_HOLE);
+    *is_data = true;
+    *run = hole < 0 ? len : MIN(len, (uint64_t)hole - offset);
+    if (*run == 0) {
+        *run = len;
+    }
+    return 0;
+}
+
+static void file_close(BlkDev *dev)
+{
+    BlkFile *f = to_file(dev);
+    close(f->fd);
+    g_mutex_clear(&f->rmw_lock);
+    g_free(f);
+}
+
+static const BlkOps blk_file_ops = {
+    .name = "file",
+    .pread = file_pread,
+    .pwrite = file_pwrite,
+    .flush = file_flush,
+    .get_length = file_get_length,
+    .truncate = file_truncate,
+    .punch_zeroes = file_punch_zeroes,
+    .allocated_bytes = file_allocated_bytes,
+    .data_status = file_data_status,
+    .close = file_close,
+};
+
+BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
+{
+    int oflags = O_CLOEXEC;
+    if (flags & BLK_OPEN_READ_ONLY) {
+        oflags |= O_RDONLY;
+    } else {
+        oflags |= O_RDWR;
+    }
+    if (flags & BLK_OPEN_CREATE) {
+        oflags |= O_CREAT | O_TRUNC;
+    }
+    if (flags & BLK_OPEN_DIRECT) {
+        oflags |= O_DIRECT;
+    }
+    int fd = open(filename, oflags, 0644);
+    if (fd < 0) {
+        int err = errno;
+        g_set_error(errp, QED_ERROR, err,
+                    "Could not open '%s': %s", filename, g_strerror(err));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        g_set_error(errp, QED_ERROR, EISDIR,
+                    "Could not open '%s': %s", filename, g_strerror(EISDIR));
+        return NULL;
+    }
+    BlkFile *f = g_new0(BlkFile, 1);
+    blk_init(&f->dev, &blk_file_ops, filename, flags & BLK_OPEN_READ_ONLY);
+    f->fd = fd;
+    f->direct = flags & BLK_OPEN_DIRECT;
+    if (f->direct) {
+        f->dev.request_align = DIRECT_ALIGN;
+    }
+    g_mutex_init(&f->rmw_lock);
+    return &f->dev;
+}

@@ -1,0 +1,93 @@
+/*
+ * The byte-addressed storage under an image format ("the file"): a small
+ * table of operations with a POSIX file and an in-memory implementation.
+ * Format drivers touch storage only through this seam, so tests can put a
+ * crash recorder or a fault injector under the real driver.
+ */
+#ifndef QED_BLK_H
+#define QED_BLK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+/* What a write is for, so that crash and fault tests can aim at one kind of
+ * write ("after the L2 write, before the L1 write"). */
+typedef enum BlkTag {
+    BLK_TAG_DATA,   /* guest data written in place or into a new cluster */
+    BLK_TAG_COW,    /* data copied from the backing file into a new cluster */
+    BLK_TAG_HEADER, /* the image header */
+    BLK_TAG_L1,     /* the L1 table */
+    BLK_TAG_L2,     /* an L2 table */
+    BLK_TAG_CREATE, /* writes of image creation */
+    BLK_TAG_COUNT
+} BlkTag;
+
+typedef struct BlkDev BlkDev;
+
+/* All operations return 0 (or a length) on success and -errno on failure.
+ * Reads past the end of the device return zeros for the missing part. */
+typedef struct BlkOps {
+    const char *name;
+    int (*pread)(BlkDev *dev, void *buf, size_t len, uint64_t offset);
+    int (*pwrite)(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag);
+    int (*flush)(BlkDev *dev);
+    int64_t (*get_length)(BlkDev *dev);
+    int (*truncate)(BlkDev *dev, uint64_t length);
+    /* Makes [offset, offset+len) read as zeros, freeing storage where it can;
+     * never changes the length. */
+    int (*punch_zeroes)(BlkDev *dev, uint64_t offset, uint64_t len);
+    /* Bytes of storage the device occupies (st_blocks for a file). */
+    int64_t (*allocated_bytes)(BlkDev *dev);
+    /* Sets *is_data for the run at offset and its length in *run (at most
+     * len): false for a hole that reads as zeros. */
+    int (*data_status)(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
+                       uint64_t *run);
+    void (*close)(BlkDev *dev);
+} BlkOps;
+
+typedef struct BlkStats {
+    uint64_t reads, writes, flushes, truncates;
+    uint64_t bytes_read, bytes_written;
+    uint64_t writes_by_tag[BLK_TAG_COUNT];
+} BlkStats;
+
+struct BlkDev {
+    const BlkOps *ops;
+    char *filename;         /* for messages; owned */
+    bool read_only;
+    uint32_t request_align; /* the smallest write that is atomic and aligned (512 or 4096) */
+    BlkStats stats;         /* updated atomically by blk.c */
+};
+
+/* Opening. Each returns NULL and sets *errp on failure. */
+enum {
+    BLK_OPEN_READ_ONLY = 1u << 0,
+    BLK_OPEN_DIRECT = 1u << 1,
+    BLK_OPEN_CREATE = 1u << 2, /* create or truncate to zero length */
+};
+BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp);
+BlkDev *blk_mem_new(const char *name, const void *contents, size_t len);
+
+/* The wrappers every caller uses: they count the I/O, then call the ops. */
+int blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset);
+int blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag);
+int blk_flush(BlkDev *dev);
+int64_t blk_get_length(BlkDev *dev);
+int blk_truncate(BlkDev *dev, uint64_t length);
+int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len);
+int64_t blk_allocated_bytes(BlkDev *dev);
+int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
+                    uint64_t *run);
+void blk_get_stats(BlkDev *dev, BlkStats *stats);
+void blk_close(BlkDev *dev);
+
+/* For implementations: fills the common fields. */
+void blk_init(BlkDev *dev, const BlkOps *ops, const char *filename, bool read_only);
+
+/* A copy of the contents of an in-memory device (tests). */
+GBytes *blk_mem_contents(BlkDev *dev);
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * The public API of include/qed.h: argument checks, format probing, backing
+ * chains, and dispatch to the format drivers (qed.c, raw.c).
+ * Every call follows one template: check the arguments, zero the caller's
+ * read buffer, call the driver, turn a -errno into a message naming the file.
+ */
+#include "image.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+G_DEFINE_QUARK(qed-error-quark, qed_error)
+
+static const ImageDriver *const drivers[] = { &qed_driver, &raw_driver };
+
+int image_error(QedImage *img, GError **errp, int ret, const char *what)
+{
+    g_set_error(errp, QED_ERROR, -ret, "%s: %s: %s", img->filename, what, g_strerror(-ret));
+    return ret;
+}
+
+char *qed_backing_path(const char *filename, const char *backing_name)
+{
+    if (backing_name[0] == '/') {
+        return g_strdup(backing_name);
+    }
+    /* Relative to the directory of the image, kept as the caller spelt it
+     * ("a.qed" + "b.raw" -> "b.raw", "d/a.qed" + "b.raw" -> "d/b.raw"), as
+     * QEMU does. */
+    const char *slash = strrchr(filename, '/');
+    if (!slash) {
+        return g_strdup(backing_name);
+    }
+    return g_strdup_printf("%.*s%s", (int)(slash - filename + 1), filename, backing_name);
+}
+
+static const ImageDriver *find_driver(const char *format)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
+        if (strcmp(drivers[i]->format_name, format) == 0) {
+            return drivers[i];
+        }
+    }
+    return NULL;
+}
+
+static const ImageDriver *probe_driver(BlkDev *file)
+{
+    uint8_t buf[512];
+    if (blk_pread(file, buf, sizeof(buf), 0) < 0) {
+        return &raw_driver;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
+        if (drivers[i] != &raw_driver && drivers[i]->probe(buf, sizeof(buf))) {
+            return drivers[i];
+        }
+    }
+    return &raw_driver;
+}
+
+static void image_free(QedImage *img)
+{
+    if (!img) {
+        return;
+    }
+    image_free(img->backing);
+    if (img->drv) {
+        img->drv->close(img);
+    }
+    blk_close(img->file);
+    g_free(img->filename);
+    g_free(img);
+}
+
+/* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
+static QedImage *image_open(const char *filename, const char *format, unsigned flags,
+                            size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
+{
+    const ImageDriver *drv = NULL;
+    if (format) {
+        drv = find_driver(format);
+        if (!drv) {
+            g_set_error(errp, QED_ERROR, EINVAL, "Unknown driver '%s'", format);
+            return NULL;
+        }
+    }
+    struct stat st;
+    if (stat(filename, &st) == 0) {
+        char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+        for (guint i = 0; i < chain->len; i++) {
+            if (strcmp(g_ptr_array_index(chain, i), key) == 0) {
+                g_free(key);
+                g_set_error(errp, QED_ERROR, ELOOP,
+                            "Backing file '%s' creates an infinite loop", filename);
+                return NULL;
+            }
+        }
+        g_ptr_array_add(chain, key);
+    }
+
+    unsigned blk_flags = 0;
+    if (flags & QED_OPEN_READ_ONLY) {
+        blk_flags |= BLK_OPEN_READ_ONLY;
+    }
+    if (flags & QED_OPEN_DIRECT) {
+        blk_flags |= BLK_OPEN_DIRECT;
+    }
+    BlkDev *file = blk_file_open(filename, blk_flags, errp);
+    if (!file) {
+        return NULL;
+    }
+    QedImage *img = g_new0(QedImage, 1);
+    img->file = file;
+    img->filename = g_strdup(filename);
+    img->flags = flags;
+    img->l2_cache_bytes = l2_cache_bytes;
+    img->drv = drv ? drv : probe_driver(file);
+
+    GError *err = NULL;
+    if (img->drv->open(img, depth, chain, &err) < 0) {
+        g_propagate_prefixed_error(errp, err, "Could not open '%s': ", filename);
+        img->drv = NULL;
+        image_free(img);
+        return NULL;
+    }
+    return img;
+}
+
+int image_open_backing(QedImage *img, const char *name, const char *format, int depth,
+                       GPtrArray *chain, GError **errp)
+{
+    if (name[0] == '\0') {
+        g_set_error(errp, QED_ERROR, EINVAL, "The backing file name is empty");
+        return -EINVAL;
+    }
+    if (depth + 1 >= IMAGE_MAX_BACKING_DEPTH) {
+        g_set_error(errp, QED_ERROR, ELOOP,
+                    "Backing chain is too deep (more than %d images)", IMAGE_MAX_BACKING_DEPTH);
+        return -ELOOP;
+    }
+    char *path = qed_backing_path(img->filename, name);
+    unsigned flags = QED_OPEN_READ_ONLY | (img->flags & QED_OPEN_DIRECT);
+    GError *err = NULL;
+    QedImage *backing = image_open(path, format, flags, img->l2_cache_bytes, depth + 1, chain,
+                                   &err);
+    g_free(path);
+    if (!backing) {
+        int code = err->code;
+        g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
+        return -code;
+    }
+    img->backing = backing;
+    img->backing_size = backing->drv->get_size(backing);
+    return 0;
+}
+
+int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset)
+{
+    QedImage *b = img->backing;
+    size_t avail = 0;
+    if (b && offset < img->backing_size) {
+        avail = (size_t)MIN(len, img->backing_size - offset);
+        int ret = b->drv->pread(b, buf, avail, offset);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    memset((uint8_t *)buf + avail, 0, len - avail);
+    return 0;
+}
+
+/* ------------------------------------------------------------ public calls */
+
+int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp)
+{
+    g_return_val_if_fail(filename && opts, -EINVAL);
+    GError *err = NULL;
+    BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, errp);
+    if (!file) {
+        return -EIO;
+    }
+    int ret = qed_format_create(file, opts, &err);
+    blk_close(file);
+    if (ret < 0) {
+        g_propagate_prefixed_error(errp, err, "%s: ", filename);
+    }
+    return ret;
+}
+
+QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp)
+{
+    g_return_val_if_fail(filename, NULL);
+    QedOpenOptions defaults = { 0 };
+    if (!opts) {
+        opts = &defaults;
+    }
+    GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
+    QedImage *img = image_open(filename, opts->format, opts->flags, opts->l2_cache_bytes, 0,
+                               chain, errp);
+    g_ptr_array_unref(chain);
+    return img;
+}
+
+int qed_close(QedImage *img, GError **errp)
+{
+    if (!img) {
+        return 0;
+    }
+    int ret = img->drv->shutdown(img, errp);
+    image_free(img);
+    return ret;
+}
+
+/* Checks that [offset, offset+len) lies inside the virtual disk. */
+static int check_request(QedImage *img, uint64_t len, uint64_t offset, bool write,
+                         GError **errp)
+{
+    if (write && (img->flags & QED_OPEN_READ_ONLY)) {
+        g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
+        return -EROFS;
+    }
+    uint64_t size = img->drv->get_size(img);
+    if (offset > size || len > size - offset) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "%s: request at offset %" PRIu64 " of %" PRIu64
+                    " bytes is outside the image (size %" PRIu64 ")",
+                    img->filename, offset, len, size);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* After a write: FUA or writethrough mean the data must be stable now. */
+static int finish_write(QedImage *img, int ret, unsigned flags, GError **errp,
+                        const char *what)
+{
+    if (ret == 0 && ((flags & QED_WRITE_FUA) || (img->flags & QED_OPEN_WRITETHROUGH))) {
+        ret = img->drv->flush(img);
+    }
+    if (ret < 0) {
+        return image_error(img, errp, ret, what);
+    }
+    return 0;
+}
+
+int qed_pread(QedImage *img, void *buf, size_t len, uint64_t offset, GError **errp)
+{
+    g_return_val_if_fail(img && (buf || len == 0), -EINVAL);
+    memset(buf, 0, len);
+    int ret = check_request(img, len, offset, false, errp);
+    if (ret < 0 || len == 0) {
+        return ret;
+    }
+    ret = img->drv->pread(img, buf, len, offset);
+    if (ret < 0) {
+        memset(buf, 0, len);
+        return image_error(img, errp, ret, "read failed");
+    }
+    return 0;
+}
+
+int qed_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset, unsigned flags,
+               GError **errp)
+{
+    g_return_val_if_fail(img && (buf || len == 0), -EINVAL);
+    int ret = check_request(img, len, offset, true, errp);
+    if (ret < 0 || len == 0) {
+        return ret;
+    }
+    return finish_write(img, img->drv->pwrite(img, buf, len, offset), flags, errp,
+                        "write failed");
+}
+
+int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags,
+                      GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    int ret = check_request(img, len, offset, true, errp);
+    if (ret < 0 || len == 0) {
+        return ret;
+    }
+    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset), flags, errp,
+                        "write zeroes failed");
+}
+
+int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    int ret = check_request(img, len, offset, true, errp);
+    if (ret < 0 || len == 0) {
+        return ret;
+    }
+    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset), 0, errp,
+                        "discard failed");
+}
+
+int qed_flush(QedImage *img, GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    int ret = img->drv->flush(img);
+    if (ret < 0) {
+        return image_error(img, errp, ret, "flush failed");
+    }
+    return 0;
+}
+
+int qed_resize(QedImage *img, uint64_t size, GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    if (img->flags & QED_OPEN_READ_ONLY) {
+        g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
+        return -EROFS;
+    }
+    return img->drv->resize(img, size, errp);
+}
+
+int qed_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext,
+                     GError **errp)
+{
+    g_return_val_if_fail(img && ext, -EINVAL);
+    memset(ext, 0, sizeof(*ext));
+    int ret = check_request(img, len, offset, false, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (len == 0) {
+        ext->offset = offset;
+        ext->type = QED_EXTENT_UNALLOCATED;
+        return 0;
+    }
+    ret = img->drv->block_status(img, offset, len, ext);
+    if (ret < 0) {
+        return image_error(img, errp, ret, "block status failed");
+    }
+    return 0;
+}
+
+int qed_get_info(QedImage *img, QedInfo *info, GError **errp)
+{
+    g_return_val_if_fail(img && info, -EINVAL);
+    memset(info, 0, sizeof(*info));
+    info->filename = img->filename;
+    info->format = img->drv->format_name;
+    int64_t length = blk_get_length(img->file);
+    if (length < 0) {
+        return image_error(img, errp, (int)length, "Failed to get file length");
+    }
+    info->file_length = (uint64_t)length;
+    int64_t allocated = blk_allocated_bytes(img->file);
+    info->actual_size = allocated < 0 ? 0 : (uint64_t)allocated;
+    img->drv->get_info(img, info);
+    return 0;
+}
+
+QedImage *qed_get_backing(QedImage *img)
+{
+    return img ? img->backing : NULL;
+}
+
+void qed_get_stats(QedImage *img, QedStats *stats)
+{
+    BlkStats b;
+    blk_get_stats(img->file, &b);
+    stats->reads = b.reads;
+    stats->writes = b.writes;
+    stats->flushes = b.flushes;
+    stats->bytes_read = b.bytes_read;
+    stats->bytes_written = b.bytes_written;
+}
+
+int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp)
+{
+    g_return_val_if_fail(img && result, -EINVAL);
+    memset(result, 0, sizeof(*result));
+    if (!img->drv->check) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' does not support checks",
+                    img->filename, img->drv->format_name);
+        return -ENOTSUP;
+    }
+    if (fix && (img->flags & QED_OPEN_READ_ONLY)) {
+        g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
+        return -EROFS;
+    }
+    return img->drv->check(img, fix, result, errp);
+}

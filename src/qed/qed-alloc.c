@@ -1,0 +1,191 @@
+/*
+ * Allocating writes: new clusters are appended at the end of the file and
+ * the L2 (and, for a new table, L1) entries pointed at them.
+ *
+ * Design notes, the write order that keeps an image safe across power loss:
+ * 1. NEED_CHECK is set and flushed before the first metadata change after a
+ *    clean state (qed_set_need_check), so a torn update is always checked.
+ * 2. The data is written into the new clusters. Without a backing file the
+ *    parts of a new cluster the request does not cover are not written: the
+ *    clusters lie past the old end of the file and read as zeros, and flush
+ *    extends the file over them. With a backing file those parts are copied
+ *    from it, and the file is flushed before any L2 entry points at the
+ *    cluster; otherwise a crash could leave an entry pointing at a cluster
+ *    whose copied backing data never reached the disk.
+ * 3. A new L2 table is written whole before the L1 entry that points at it.
+ * A crash between the steps leaks clusters at worst; the check reclaims them.
+ */
+#include "qed/qed-internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The most a single allocation copies through memory, in bytes. */
+#define ALLOC_MAX_BYTES (16u * 1024 * 1024)
+
+/* Points the entries of n clusters starting at virtual pos at consecutive
+ * clusters from base (or, with step false, all at base). */
+static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool step)
+{
+    uint32_t l1_index = qed_l1_index(s, pos);
+    uint32_t first = qed_l2_index(s, pos);
+    g_assert(first + n <= s->table_nelems);
+
+    int ret = qed_set_need_check(s);
+    if (ret < 0) {
+        return ret;
+    }
+
+    g_mutex_lock(&s->lock);
+    uint64_t l2_offset = s->l1[l1_index];
+    bool new_table = l2_offset == 0;
+    QedL2Table *t;
+    if (new_table) {
+        if (base == 0) {
+            g_mutex_unlock(&s->lock);
+            return 0; /* no table, so already unallocated */
+        }
+        l2_offset = s->file_end;
+        t = qed_l2_cache_new_locked(s, l2_offset);
+        if (!t) {
+            g_mutex_unlock(&s->lock);
+            return -ENOMEM;
+        }
+        s->file_end += s->table_bytes;
+    } else {
+        if (!qed_table_offset_valid_locked(s, l2_offset)) {
+            g_mutex_unlock(&s->lock);
+            return -EIO;
+        }
+        t = qed_l2_cache_get_locked(s, l2_offset, &ret);
+        if (!t) {
+            g_mutex_unlock(&s->lock);
+            return ret;
+        }
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        t->entries[first + i] = step ? base + i * s->cluster_size : base;
+    }
+    g_mutex_unlock(&s->lock);
+
+    if (new_table) {
+        ret = qed_write_l2(s, t, 0, s->table_nelems);
+        if (ret == 0) {
+            ret = qed_write_l1_entry(s, l1_index, l2_offset);
+        }
+    } else {
+        ret = qed_write_l2(s, t, first, (uint32_t)n);
+    }
+
+    g_mutex_lock(&s->lock);
+    if (ret < 0) {
+        /* What reached the disk is unknown: forget the cached copy, and the
+         * L1 entry that was never (or maybe not) written. */
+        qed_l2_cache_invalidate_locked(s, t);
+        if (new_table) {
+            s->l1[l1_index] = 0;
+        }
+    }
+    qed_l2_cache_put_locked(s, t);
+    g_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int qed_set_cluster_entries(QedState *s, uint64_t pos, uint64_t n, uint64_t value)
+{
+    return update_l2(s, pos, n, value, false);
+}
+
+/* Fills dst (the virtual range [pos, pos+len)) as the clusters read before
+ * the write: from the backing file when unallocated, zeros otherwise. */
+static int read_old(QedState *s, QedExtentType type, void *dst, uint64_t pos, uint64_t len)
+{
+    if (type == QED_EXTENT_UNALLOCATED) {
+        return image_read_backing(s->img, dst, len, pos);
+    }
+    memset(dst, 0, len);
+    return 0;
+}
+
+/* Allocates clusters for [pos, pos+len), all of one type (unallocated or
+ * zero) and inside one L2 table, and writes buf (zeros when NULL) there. */
+static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uint64_t pos,
+                         uint64_t len)
+{
+    uint64_t cs = s->cluster_size;
+    uint64_t cstart = qed_start_of_cluster(s, pos);
+    uint64_t end = pos + MIN(len, ext->length);
+    uint64_t max_bytes = MAX(ALLOC_MAX_BYTES, cs);
+    if (end - cstart > max_bytes) {
+        end = cstart + max_bytes;
+    }
+    uint64_t cend = qed_round_up_cluster(s, end);
+    uint64_t n = (cend - cstart) / cs;
+    bool cow = ext->type == QED_EXTENT_UNALLOCATED && s->img->backing;
+
+    int ret = qed_set_need_check(s);
+    if (ret < 0) {
+        return ret;
+    }
+    g_mutex_lock(&s->lock);
+    uint64_t new_offset = s->file_end;
+    s->file_end += n * cs;
+    g_mutex_unlock(&s->lock);
+
+    if (cow) {
+        /* Head and tail come from the backing file; all in one write. */
+        uint8_t *cbuf = g_try_malloc(cend - cstart);
+        if (!cbuf) {
+            return -ENOMEM;
+        }
+        ret = read_old(s, ext->type, cbuf, cstart, pos - cstart);
+        if (ret == 0) {
+            ret = read_old(s, ext->type, cbuf + (end - cstart), end, cend - end);
+        }
+        if (ret == 0) {
+            if (buf) {
+                memcpy(cbuf + (pos - cstart), buf, end - pos);
+            } else {
+                memset(cbuf + (pos - cstart), 0, end - pos);
+            }
+            ret = blk_pwrite(s->file, cbuf, cend - cstart, new_offset, BLK_TAG_COW);
+        }
+        g_free(cbuf);
+        if (ret == 0) {
+            ret = blk_flush(s->file);
+        }
+    } else if (buf) {
+        ret = blk_pwrite(s->file, buf, end - pos, new_offset + (pos - cstart), BLK_TAG_DATA);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+
+    ret = update_l2(s, cstart, n, new_offset, true);
+    if (ret < 0) {
+        return ret;
+    }
+    return (int64_t)(end - pos);
+}
+
+int64_t qed_alloc_write(QedState *s, const void *buf, uint64_t pos, uint64_t len)
+{
+    QedExtent ext;
+    /* Look again: another request may have allocated here meanwhile. */
+    int ret = qed_find_cluster(s, pos, len, &ext);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ext.type == QED_EXTENT_DATA) {
+        if (buf) {
+            ret = blk_pwrite(s->file, buf, ext.length, ext.file_offset, BLK_TAG_DATA);
+        } else {
+            ret = blk_punch_zeroes(s->file, ext.file_offset, ext.length);
+        }
+        return ret < 0 ? ret : (int64_t)ext.length;
+    }
+    if (ext.type == QED_EXTENT_ZERO && !buf) {
+        return (int64_t)ext.length;
+    }
+    return alloc_run(s, &ext, buf, pos, len);
+}

@@ -1,0 +1,173 @@
+/*
+ * The QED format driver's table of contents: the in-memory header, the
+ * driver state with the lock that guards each field, and a prototype section
+ * per source file.
+ *
+ * Locks (take them in this order, never the other way round):
+ *   alloc_lock  serializes requests that change metadata: allocating writes,
+ *               zero-cluster updates, resize, NEED_CHECK changes. Held across
+ *               I/O. (One image-wide lock for now; the functions that take it
+ *               name the clusters they change, so it can become per-cluster.)
+ *   lock        guards the in-memory metadata (header, L1, L2 cache, file_end).
+ *               Held only briefly and never across data I/O; L2 loads drop it.
+ * Reads and writes to allocated clusters take only `lock`, to translate.
+ */
+#ifndef QED_INTERNAL_H
+#define QED_INTERNAL_H
+
+#include "image.h"
+
+#define QED_HEADER_BYTES 64u /* the fixed part of the header on disk */
+#define QED_MAX_BACKING_NAME 4096u /* the longest backing file name we read */
+#define QED_DEFAULT_L2_CACHE_BYTES (32u * 1024 * 1024)
+#define QED_L2_ENTRY_ZERO 1ull /* an L2 entry that marks a zero cluster */
+
+typedef struct QedHeader {
+    uint32_t magic;
+    uint32_t cluster_size;       /* bytes */
+    uint32_t table_size;         /* clusters per table */
+    uint32_t header_size;        /* clusters */
+    uint64_t features;
+    uint64_t compat_features;
+    uint64_t autoclear_features;
+    uint64_t l1_table_offset;    /* bytes */
+    uint64_t image_size;         /* bytes */
+    uint32_t backing_filename_offset; /* bytes */
+    uint32_t backing_filename_size;   /* bytes */
+} QedHeader;
+
+/* One cached L2 table. */
+typedef struct QedL2Table {
+    uint64_t offset;   /* file offset of the table; the cache key */
+    uint64_t *entries; /* table_nelems entries in host byte order */
+    int ref;           /* holders; the cache evicts only unreferenced tables */
+    bool loading;      /* being read from disk: wait on QedState.l2_loaded */
+    int load_error;    /* -errno when that read failed */
+    GList *lru_link;   /* position in QedL2Cache.lru while unreferenced */
+} QedL2Table;
+
+typedef struct QedL2Cache {
+    GHashTable *tables; /* offset (uint64_t *) -> QedL2Table * */
+    GQueue lru;         /* unreferenced tables, most recently used first */
+    size_t bytes;       /* bytes of all cached tables */
+    size_t budget;      /* evict unreferenced tables beyond this */
+} QedL2Cache;
+
+typedef struct QedState {
+    QedImage *img;   /* the image this driver state belongs to */
+    BlkDev *file;    /* img->file */
+    bool read_only;
+
+    /* Geometry, fixed at open. */
+    uint32_t cluster_size;  /* bytes */
+    uint32_t cluster_bits;  /* log2(cluster_size) */
+    uint32_t table_nelems;  /* entries per table */
+    uint32_t table_bits;    /* log2(table_nelems) */
+    uint64_t table_bytes;   /* bytes per table */
+    uint64_t header_bytes;  /* bytes of the header area */
+    uint64_t max_image_size; /* what the tables can map, saturated at INT64_MAX */
+
+    char *backing_name;     /* as stored in the header, or NULL */
+    char *backing_full;     /* resolved against the image's directory, or NULL */
+
+    GMutex alloc_lock;
+    GMutex lock;
+    GCond l2_loaded;        /* signalled (with lock) when an L2 load ends */
+    QedHeader header;       /* lock */
+    uint64_t *l1;           /* lock; the first l1_nelems L1 entries, host order */
+    uint32_t l1_nelems;     /* lock; entries that cover image_size */
+    QedL2Cache l2_cache;    /* lock */
+    uint64_t file_end;      /* lock; offset of the next cluster to allocate */
+} QedState;
+
+static inline QedState *qed_state(QedImage *img)
+{
+    return img->opaque;
+}
+
+/* Unit conversions. */
+static inline uint64_t qed_offset_into_cluster(const QedState *s, uint64_t pos)
+{
+    return pos & (s->cluster_size - 1);
+}
+static inline uint64_t qed_start_of_cluster(const QedState *s, uint64_t pos)
+{
+    return pos & ~(uint64_t)(s->cluster_size - 1);
+}
+static inline uint64_t qed_round_up_cluster(const QedState *s, uint64_t pos)
+{
+    return qed_start_of_cluster(s, pos + s->cluster_size - 1);
+}
+static inline uint32_t qed_l1_index(const QedState *s, uint64_t pos)
+{
+    return (uint32_t)(pos >> (s->cluster_bits + s->table_bits));
+}
+static inline uint32_t qed_l2_index(const QedState *s, uint64_t pos)
+{
+    return (uint32_t)((pos >> s->cluster_bits) & (s->table_nelems - 1));
+}
+/* Bytes of virtual disk one L2 table maps. */
+static inline uint64_t qed_l2_coverage(const QedState *s)
+{
+    return (uint64_t)s->table_nelems << s->cluster_bits;
+}
+static inline uint32_t qed_l1_nelems_for(const QedState *s, uint64_t image_size)
+{
+    uint64_t n = (image_size + qed_l2_coverage(s) - 1) / qed_l2_coverage(s);
+    return (uint32_t)MAX(n, 1);
+}
+
+/* qed.c */
+int qed_set_need_check(QedState *s); /* called with alloc_lock held */
+uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
+bool qed_cluster_size_valid(uint32_t cluster_size);
+bool qed_table_size_valid(uint32_t table_size);
+
+/* qed-check.c */
+/* Checks the image of a writable open that found NEED_CHECK set, repairs
+ * what it can (called before any request, with no lock held). */
+int qed_check_repair(QedState *s, GError **errp);
+/* The driver's check entry point (qed_check). */
+int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
+
+/* qed-table.c */
+void qed_header_from_le(QedHeader *h, const uint8_t *buf);
+void qed_header_to_le(const QedHeader *h, uint8_t *buf);
+int qed_write_header(QedState *s, const QedHeader *h);
+int qed_read_l1(QedState *s, uint32_t first, uint32_t count);
+int qed_write_l1_entry(QedState *s, uint32_t index, uint64_t value);
+int qed_read_l2(QedState *s, uint64_t offset, uint64_t *entries);
+int qed_write_l2(QedState *s, QedL2Table *t, uint32_t first, uint32_t count);
+/* Whether a table of the image may start at offset: aligned, past the header,
+ * and wholly inside the allocated part of the file. Called with lock held. */
+bool qed_table_offset_valid_locked(const QedState *s, uint64_t offset);
+/* Likewise for a data cluster. Called with lock held. */
+bool qed_cluster_offset_valid_locked(const QedState *s, uint64_t offset);
+
+/* qed-l2-cache.c (all called with lock held) */
+void qed_l2_cache_init(QedL2Cache *cache, size_t budget);
+void qed_l2_cache_destroy(QedL2Cache *cache);
+/* Returns the table at offset with a reference, reading it if needed (the lock
+ * is dropped during the read). NULL with *err set on failure. */
+QedL2Table *qed_l2_cache_get_locked(QedState *s, uint64_t offset, int *err);
+/* A new, all-zero table at offset, with a reference. NULL on ENOMEM. */
+QedL2Table *qed_l2_cache_new_locked(QedState *s, uint64_t offset);
+void qed_l2_cache_put_locked(QedState *s, QedL2Table *t);
+/* Forgets t, whose on-disk copy may differ after a failed write; it is freed
+ * when its last holder puts it. */
+void qed_l2_cache_invalidate_locked(QedState *s, QedL2Table *t);
+
+/* qed-cluster.c */
+/* Describes the run at pos (at most len bytes, never crossing an L2 table's
+ * range): data (with its file offset), zero cluster, or unallocated. */
+int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext);
+
+/* qed-alloc.c (all called with alloc_lock held) */
+/* Writes buf (zeros when NULL) at pos, allocating clusters where the image has
+ * none. Returns the bytes done (> 0, maybe fewer than len) or -errno. */
+int64_t qed_alloc_write(QedState *s, const void *buf, uint64_t pos, uint64_t len);
+/* Points the L2 entries of n whole clusters at value (0 or QED_L2_ENTRY_ZERO),
+ * allocating the L2 table when value needs one. The clusters lie in one table. */
+int qed_set_cluster_entries(QedState *s, uint64_t pos, uint64_t n, uint64_t value);
+
+#endif

@@ -1,0 +1,630 @@
+/*
+ * The QED format driver: header validation and open, create, close, and the
+ * request paths (read, write, zeroes, flush, resize, block status, info).
+ *
+ * Design notes: NEED_CHECK is set (and flushed) before the first metadata
+ * change after a clean state and cleared at close, after a flush, when no
+ * request is in flight. A writable open of an image that has it set checks
+ * and repairs it first (qed-check.c).
+ */
+#include "qed/qed-internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+bool qed_cluster_size_valid(uint32_t cluster_size)
+{
+    return cluster_size >= QED_MIN_CLUSTER_SIZE && cluster_size <= QED_MAX_CLUSTER_SIZE &&
+           (cluster_size & (cluster_size - 1)) == 0;
+}
+
+bool qed_table_size_valid(uint32_t table_size)
+{
+    return table_size >= QED_MIN_TABLE_SIZE && table_size <= QED_MAX_TABLE_SIZE &&
+           (table_size & (table_size - 1)) == 0;
+}
+
+/* entries² × cluster_size, saturated at INT64_MAX rounded down to 512 (the
+ * largest size a file API can address). QEMU computes this in 64 bits and
+ * wraps for the largest geometries; see docs/format.md. */
+uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size)
+{
+    unsigned cluster_bits = (unsigned)g_bit_nth_lsf(cluster_size, -1);
+    unsigned table_bits = cluster_bits + (unsigned)g_bit_nth_lsf(table_size, -1) - 3;
+    unsigned bits = cluster_bits + 2 * table_bits;
+    if (bits >= 63) {
+        return (uint64_t)INT64_MAX & ~511ull;
+    }
+    return 1ull << bits;
+}
+
+/* ------------------------------------------------------------------ create */
+
+int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
+{
+    uint32_t cluster_size = opts->cluster_size ? opts->cluster_size : QED_DEFAULT_CLUSTER_SIZE;
+    uint32_t table_size = opts->table_size ? opts->table_size : QED_DEFAULT_TABLE_SIZE;
+    uint64_t size = opts->size;
+
+    if (!qed_cluster_size_valid(cluster_size)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "QED cluster size must be within range [%u, %u] and power of 2",
+                    QED_MIN_CLUSTER_SIZE, QED_MAX_CLUSTER_SIZE);
+        return -EINVAL;
+    }
+    if (!qed_table_size_valid(table_size)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "QED table size must be within range [%u, %u] and power of 2",
+                    QED_MIN_TABLE_SIZE, QED_MAX_TABLE_SIZE);
+        return -EINVAL;
+    }
+    uint64_t max = qed_max_image_size(cluster_size, table_size);
+    if (size > max || (size + 511) / 512 * 512 > max) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "QED image size must be a non-zero multiple of cluster size and "
+                    "less than %" PRIu64 " bytes", max);
+        return -EINVAL;
+    }
+    size = (size + 511) / 512 * 512;
+    size_t name_len = opts->backing_file ? strlen(opts->backing_file) : 0;
+    if (name_len > cluster_size - QED_HEADER_BYTES) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "Backing file name is too long for the header (%zu bytes, at most %u)",
+                    name_len, cluster_size - QED_HEADER_BYTES);
+        return -EINVAL;
+    }
+
+    QedHeader h = {
+        .magic = QED_MAGIC,
+        .cluster_size = cluster_size,
+        .table_size = table_size,
+        .header_size = 1,
+        .l1_table_offset = cluster_size,
+        .image_size = size,
+    };
+    if (opts->backing_file) {
+        h.features |= QED_F_BACKING_FILE;
+        h.backing_filename_offset = QED_HEADER_BYTES;
+        h.backing_filename_size = (uint32_t)name_len;
+        if (opts->backing_format && strcmp(opts->backing_format, "raw") == 0) {
+            h.features |= QED_F_BACKING_FORMAT_NO_PROBE;
+        }
+    }
+
+    /* The same writes as qemu-img, so that the file (and its allocation on
+     * the host) is the same: header, backing name, and a zeroed L1 table. */
+    uint8_t hbuf[QED_HEADER_BYTES];
+    qed_header_to_le(&h, hbuf);
+    int ret = blk_truncate(file, 0);
+    if (ret == 0) {
+        ret = blk_pwrite(file, hbuf, sizeof(hbuf), 0, BLK_TAG_CREATE);
+    }
+    if (ret == 0 && name_len > 0) {
+        ret = blk_pwrite(file, opts->backing_file, name_len, QED_HEADER_BYTES, BLK_TAG_CREATE);
+    }
+    uint64_t l1_bytes = (uint64_t)cluster_size * table_size;
+    size_t chunk = (size_t)MIN(l1_bytes, 4u * 1024 * 1024);
+    uint8_t *zeros = ret == 0 ? g_try_malloc0(chunk) : NULL;
+    if (ret == 0 && !zeros) {
+        ret = -ENOMEM;
+    }
+    for (uint64_t done = 0; ret == 0 && done < l1_bytes; done += chunk) {
+        ret = blk_pwrite(file, zeros, chunk, h.l1_table_offset + done, BLK_TAG_CREATE);
+    }
+    g_free(zeros);
+    if (ret == 0) {
+        ret = blk_flush(file);
+    }
+    if (ret < 0) {
+        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
+                    g_strerror(-ret));
+    }
+    return ret;
+}
+
+/* -------------------------------------------------------------------- open */
+
+static int open_error(GError **errp, int err, const char *msg)
+{
+    g_set_error_literal(errp, QED_ERROR, err, msg);
+    return -err;
+}
+
+/* Validates the header in s->header against the file, in QEMU's order and
+ * with its words, before any size from it is used. */
+static int validate_header(QedState *s, uint64_t file_length, GError **errp)
+{
+    QedHeader *h = &s->header;
+    if (h->magic != QED_MAGIC) {
+        return open_error(errp, EINVAL, "Image not in QED format");
+    }
+    uint64_t unknown = h->features & ~(QED_F_BACKING_FILE | QED_F_NEED_CHECK |
+                                       QED_F_BACKING_FORMAT_NO_PROBE);
+    if (unknown) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "Unsupported QED features: %" PRIx64, unknown);
+        return -ENOTSUP;
+    }
+    if (!qed_cluster_size_valid(h->cluster_size)) {
+        return open_error(errp, EINVAL, "QED cluster size is invalid");
+    }
+    if (!qed_table_size_valid(h->table_size)) {
+        return open_error(errp, EINVAL, "QED table size is invalid");
+    }
+    s->cluster_size = h->cluster_size;
+    s->cluster_bits = (uint32_t)g_bit_nth_lsf(h->cluster_size, -1);
+    s->table_nelems = (uint32_t)((uint64_t)h->cluster_size * h->table_size / sizeof(uint64_t));
+    s->table_bits = (uint32_t)g_bit_nth_lsf(s->table_nelems, -1);
+    s->table_bytes = (uint64_t)h->cluster_size * h->table_size;
+    s->max_image_size = qed_max_image_size(h->cluster_size, h->table_size);
+    if (h->image_size % 512 != 0 || h->image_size > s->max_image_size) {
+        return open_error(errp, EINVAL, "QED image size is invalid");
+    }
+    if (h->header_size == 0 || h->header_size > UINT32_MAX / h->cluster_size) {
+        return open_error(errp, EINVAL, "QED header size is too large");
+    }
+    s->header_bytes = (uint64_t)h->header_size * h->cluster_size;
+    /* Allocation starts after everything the file holds, rounded up so that a
+     * partly written last cluster is never handed out again. */
+    s->file_end = MAX(qed_round_up_cluster(s, file_length), s->header_bytes);
+    if (!qed_table_offset_valid_locked(s, h->l1_table_offset) ||
+        h->l1_table_offset + s->table_bytes > file_length) {
+        return open_error(errp, EINVAL, "QED table offset is invalid");
+    }
+    if (h->features & QED_F_BACKING_FILE) {
+        if ((uint64_t)h->backing_filename_offset + h->backing_filename_size >
+            s->header_bytes) {
+            return open_error(errp, EINVAL, "QED backing filename offset is invalid");
+        }
+        if (h->backing_filename_size >= QED_MAX_BACKING_NAME) {
+            return open_error(errp, EINVAL, "QED backing filename is too long");
+        }
+    }
+    return 0;
+}
+
+static int read_backing_name(QedState *s, GError **errp)
+{
+    uint32_t n = s->header.backing_filename_size;
+    char *name = g_malloc(n + 1);
+    int ret = blk_pread(s->file, name, n, s->header.backing_filename_offset);
+    if (ret < 0) {
+        g_free(name);
+        return open_error(errp, -ret, "Failed to read backing filename");
+    }
+    name[n] = '\0';
+    if (strlen(name) != n) {
+        g_free(name);
+        return open_error(errp, EINVAL, "QED backing filename contains a NUL byte");
+    }
+    s->backing_name = name;
+    s->backing_full = qed_backing_path(s->img->filename, name);
+    return 0;
+}
+
+static void qed_free_state(QedState *s)
+{
+    if (s->l2_cache.tables) {
+        qed_l2_cache_destroy(&s->l2_cache);
+    }
+    g_free(s->l1);
+    g_free(s->backing_name);
+    g_free(s->backing_full);
+    g_mutex_clear(&s->lock);
+    g_mutex_clear(&s->alloc_lock);
+    g_cond_clear(&s->l2_loaded);
+    g_free(s);
+}
+
+static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **errp)
+{
+    QedState *s = g_new0(QedState, 1);
+    s->img = img;
+    s->file = img->file;
+    s->read_only = img->flags & QED_OPEN_READ_ONLY;
+    g_mutex_init(&s->lock);
+    g_mutex_init(&s->alloc_lock);
+    g_cond_init(&s->l2_loaded);
+    img->opaque = s;
+
+    uint8_t hbuf[QED_HEADER_BYTES];
+    int ret = blk_pread(s->file, hbuf, sizeof(hbuf), 0);
+    if (ret < 0) {
+        ret = open_error(errp, -ret, "Failed to read QED header");
+        goto fail;
+    }
+    qed_header_from_le(&s->header, hbuf);
+    int64_t file_length = blk_get_length(s->file);
+    if (file_length < 0) {
+        ret = open_error(errp, (int)-file_length, "Failed to get file length");
+        goto fail;
+    }
+    ret = validate_header(s, (uint64_t)file_length, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    if (s->header.features & QED_F_BACKING_FILE) {
+        ret = read_backing_name(s, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+
+    /* Unknown autoclear bits mean an older program changed the image without
+     * knowing their features: knock them out so their meaning lapses. */
+    if (s->header.autoclear_features != 0 && !s->read_only) {
+        s->header.autoclear_features = 0;
+        ret = qed_write_header(s, &s->header);
+        if (ret == 0) {
+            ret = blk_flush(s->file);
+        }
+        if (ret < 0) {
+            ret = open_error(errp, -ret, "Failed to update header");
+            goto fail;
+        }
+    }
+
+    s->l1_nelems = qed_l1_nelems_for(s, s->header.image_size);
+    s->l1 = g_try_new0(uint64_t, s->l1_nelems);
+    if (!s->l1) {
+        ret = open_error(errp, ENOMEM, "Not enough memory for the L1 table");
+        goto fail;
+    }
+    ret = qed_read_l1(s, 0, s->l1_nelems);
+    if (ret < 0) {
+        ret = open_error(errp, -ret, "Failed to read L1 table");
+        goto fail;
+    }
+    qed_l2_cache_init(&s->l2_cache,
+                      img->l2_cache_bytes ? img->l2_cache_bytes : QED_DEFAULT_L2_CACHE_BYTES);
+
+    if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only) {
+        ret = qed_check_repair(s, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+
+    if (s->backing_name && !(img->flags & QED_OPEN_NO_BACKING)) {
+        const char *fmt = s->header.features & QED_F_BACKING_FORMAT_NO_PROBE ? "raw" : NULL;
+        ret = image_open_backing(img, s->backing_name, fmt, depth, chain, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+    return 0;
+
+fail:
+    img->opaque = NULL;
+    qed_free_state(s);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+int qed_set_need_check(QedState *s)
+{
+    if (s->header.features & QED_F_NEED_CHECK) {
+        return 0;
+    }
+    QedHeader h = s->header;
+    h.features |= QED_F_NEED_CHECK;
+    int ret = qed_write_header(s, &h);
+    if (ret == 0) {
+        ret = blk_flush(s->file);
+    }
+    if (ret == 0) {
+        g_mutex_lock(&s->lock);
+        s->header.features |= QED_F_NEED_CHECK;
+        g_mutex_unlock(&s->lock);
+    }
+    return ret;
+}
+
+/* Grows the file over every allocated cluster, so that no cluster sticks
+ * out past its end once a flush returns. Grow-only, so it cannot race with
+ * writes that extend the file further. */
+static int extend_file(QedState *s)
+{
+    g_mutex_lock(&s->lock);
+    uint64_t end = s->file_end;
+    g_mutex_unlock(&s->lock);
+    int64_t length = blk_get_length(s->file);
+    if (length < 0) {
+        return (int)length;
+    }
+    if ((uint64_t)length >= end) {
+        return 0;
+    }
+    g_mutex_lock(&s->alloc_lock);
+    length = blk_get_length(s->file);
+    int ret = length < 0 ? (int)length : 0;
+    if (ret == 0 && (uint64_t)length < end) {
+        ret = blk_truncate(s->file, end);
+    }
+    g_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
+
+static int qed_drv_flush(QedImage *img)
+{
+    QedState *s = qed_state(img);
+    if (s->read_only) {
+        return 0;
+    }
+    int ret = extend_file(s);
+    if (ret == 0) {
+        ret = blk_flush(s->file);
+    }
+    return ret;
+}
+
+static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
+{
+    QedState *s = qed_state(img);
+    uint8_t *p = buf;
+    while (len > 0) {
+        QedExtent ext;
+        int ret = qed_find_cluster(s, pos, len, &ext);
+        if (ret < 0) {
+            return ret;
+        }
+        size_t n = (size_t)ext.length;
+        switch (ext.type) {
+        case QED_EXTENT_DATA:
+            ret = blk_pread(s->file, p, n, ext.file_offset);
+            break;
+        case QED_EXTENT_ZERO:
+            memset(p, 0, n);
+            break;
+        case QED_EXTENT_UNALLOCATED:
+            ret = image_read_backing(img, p, n, pos);
+            break;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        p += n;
+        pos += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Writes buf (zeros when NULL) at pos: in place where clusters are
+ * allocated, through the allocating path elsewhere. */
+static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        QedExtent ext;
+        int ret = qed_find_cluster(s, pos, len, &ext);
+        if (ret < 0) {
+            return ret;
+        }
+        int64_t done;
+        if (ext.type == QED_EXTENT_DATA) {
+            ret = p ? blk_pwrite(s->file, p, ext.length, ext.file_offset, BLK_TAG_DATA)
+                    : blk_punch_zeroes(s->file, ext.file_offset, ext.length);
+            done = ret < 0 ? ret : (int64_t)ext.length;
+        } else if (!p && (ext.type == QED_EXTENT_ZERO || !s->img->backing)) {
+            done = (int64_t)ext.length; /* reads as zeros already */
+        } else {
+            g_mutex_lock(&s->alloc_lock);
+            done = qed_alloc_write(s, p, pos, len);
+            g_mutex_unlock(&s->alloc_lock);
+        }
+        if (done < 0) {
+            return (int)done;
+        }
+        if (p) {
+            p += done;
+        }
+        pos += (uint64_t)done;
+        len -= (uint64_t)done;
+    }
+    return 0;
+}
+
+static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t pos)
+{
+    return write_range(qed_state(img), buf, len, pos);
+}
+
+/* Whole unallocated clusters under a backing file become zero clusters; the
+ * rest is written as zeros (allocated data is zeroed in place, keeping its
+ * cluster, so that nothing leaks). */
+static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
+{
+    QedState *s = qed_state(img);
+    while (len > 0) {
+        QedExtent ext;
+        int ret = qed_find_cluster(s, pos, len, &ext);
+        if (ret < 0) {
+            return ret;
+        }
+        uint64_t n = ext.length;
+        bool whole = qed_offset_into_cluster(s, pos) == 0 && n >= s->cluster_size;
+        if (ext.type == QED_EXTENT_UNALLOCATED && s->img->backing && whole) {
+            n = qed_start_of_cluster(s, n);
+            g_mutex_lock(&s->alloc_lock);
+            /* Look again under the lock: the run may have been allocated. */
+            ret = qed_find_cluster(s, pos, n, &ext);
+            if (ret == 0 && ext.type == QED_EXTENT_UNALLOCATED && ext.length == n) {
+                ret = qed_set_cluster_entries(s, pos, n / s->cluster_size, QED_L2_ENTRY_ZERO);
+            } else if (ret == 0) {
+                n = 0; /* changed under us: go round again */
+            }
+            g_mutex_unlock(&s->alloc_lock);
+        } else {
+            if (ext.type == QED_EXTENT_UNALLOCATED && s->img->backing) {
+                /* A partial cluster: copy-on-write with zeros. */
+                n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
+            }
+            ret = write_range(s, NULL, n, pos);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        pos += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
+{
+    QedState *s = qed_state(img);
+    if (size % 512 != 0 || size > s->max_image_size) {
+        g_set_error(errp, QED_ERROR, EINVAL, "Invalid image size specified");
+        return -EINVAL;
+    }
+    g_mutex_lock(&s->alloc_lock);
+    int ret = 0;
+    if (size < s->header.image_size) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "Shrinking images is currently not supported");
+        ret = -ENOTSUP;
+        goto out;
+    }
+    uint32_t nelems = qed_l1_nelems_for(s, size);
+    if (nelems > s->l1_nelems) {
+        uint64_t *l1 = g_try_renew(uint64_t, s->l1, nelems);
+        if (!l1) {
+            ret = image_error(img, errp, -ENOMEM, "Failed to grow the L1 table");
+            goto out;
+        }
+        g_mutex_lock(&s->lock);
+        s->l1 = l1;
+        uint32_t old = s->l1_nelems;
+        memset(l1 + old, 0, (nelems - old) * sizeof(uint64_t));
+        s->l1_nelems = nelems;
+        g_mutex_unlock(&s->lock);
+        /* Entries past the old size must be zero; read them to be sure. */
+        uint64_t *tmp = g_new(uint64_t, nelems - old);
+        uint64_t off = s->header.l1_table_offset + (uint64_t)old * sizeof(uint64_t);
+        ret = blk_pread(s->file, tmp, (nelems - old) * sizeof(uint64_t), off);
+        if (ret == 0) {
+            g_mutex_lock(&s->lock);
+            for (uint32_t i = old; i < nelems; i++) {
+                s->l1[i] = GUINT64_FROM_LE(tmp[i - old]);
+            }
+            g_mutex_unlock(&s->lock);
+        }
+        g_free(tmp);
+        if (ret < 0) {
+            ret = image_error(img, errp, ret, "Failed to read the L1 table");
+            goto out;
+        }
+    }
+    QedHeader h = s->header;
+    h.image_size = size;
+    ret = qed_write_header(s, &h);
+    if (ret < 0) {
+        ret = image_error(img, errp, ret, "Failed to update the image size");
+        goto out;
+    }
+    g_mutex_lock(&s->lock);
+    s->header.image_size = size;
+    g_mutex_unlock(&s->lock);
+out:
+    g_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
+
+static int qed_drv_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext)
+{
+    return qed_find_cluster(qed_state(img), offset, len, ext);
+}
+
+static uint64_t qed_drv_get_size(QedImage *img)
+{
+    QedState *s = qed_state(img);
+    g_mutex_lock(&s->lock);
+    uint64_t size = s->header.image_size;
+    g_mutex_unlock(&s->lock);
+    return size;
+}
+
+static void qed_drv_get_info(QedImage *img, QedInfo *info)
+{
+    QedState *s = qed_state(img);
+    g_mutex_lock(&s->lock);
+    info->virtual_size = s->header.image_size;
+    info->cluster_size = s->header.cluster_size;
+    info->table_size = s->header.table_size;
+    info->header_size = s->header.header_size;
+    info->features = s->header.features;
+    info->compat_features = s->header.compat_features;
+    info->autoclear_features = s->header.autoclear_features;
+    info->need_check = s->header.features & QED_F_NEED_CHECK;
+    g_mutex_unlock(&s->lock);
+    info->backing_file = s->backing_name;
+    info->backing_file_full = s->backing_full;
+    info->backing_format =
+        (s->backing_name && (info->features & QED_F_BACKING_FORMAT_NO_PROBE)) ? "raw" : NULL;
+}
+
+/* Flushes and, when this handle dirtied the image, clears NEED_CHECK. */
+static int qed_drv_shutdown(QedImage *img, GError **errp)
+{
+    QedState *s = qed_state(img);
+    if (s->read_only) {
+        return 0;
+    }
+    int ret = qed_drv_flush(img);
+    if (ret < 0) {
+        return image_error(img, errp, ret, "Failed to flush");
+    }
+    g_mutex_lock(&s->alloc_lock);
+    if (s->header.features & QED_F_NEED_CHECK) {
+        QedHeader h = s->header;
+        h.features &= ~QED_F_NEED_CHECK;
+        ret = qed_write_header(s, &h);
+        if (ret == 0) {
+            ret = blk_flush(s->file);
+        }
+        if (ret == 0) {
+            s->header.features = h.features;
+        }
+    }
+    g_mutex_unlock(&s->alloc_lock);
+    if (ret < 0) {
+        return image_error(img, errp, ret, "Failed to mark the image clean");
+    }
+    return 0;
+}
+
+static void qed_drv_close(QedImage *img)
+{
+    if (img->opaque) {
+        qed_free_state(img->opaque);
+        img->opaque = NULL;
+    }
+}
+
+static bool qed_drv_probe(const uint8_t *buf, size_t len)
+{
+    uint32_t magic;
+    if (len < sizeof(magic)) {
+        return false;
+    }
+    memcpy(&magic, buf, sizeof(magic));
+    return GUINT32_FROM_LE(magic) == QED_MAGIC;
+}
+
+const ImageDriver qed_driver = {
+    .format_name = "qed",
+    .probe = qed_drv_probe,
+    .open = qed_drv_open,
+    .close = qed_drv_close,
+    .pread = qed_drv_pread,
+    .pwrite = qed_drv_pwrite,
+    .pwrite_zeroes = qed_drv_pwrite_zeroes,
+    .flush = qed_drv_flush,
+    .resize = qed_drv_resize,
+    .block_status = qed_drv_block_status,
+    .get_size = qed_drv_get_size,
+    .get_info = qed_drv_get_info,
+    .check = qed_driver_check,
+    .shutdown = qed_drv_shutdown,
+};

@@ -1,0 +1,265 @@
+/*
+ * Reading, writing, zeroing, resizing and block status of images without a
+ * backing file, checked against an in-memory model and qemu-img check.
+ */
+#include "testutil.h"
+
+#include <string.h>
+
+#include "blk/blk.h"
+#include "image.h"
+
+#define MiB (1024u * 1024)
+
+static void assert_qemu_clean(const char *path)
+{
+    int status = tu_qemu_img_check(path);
+    if (status >= 0) {
+        g_assert_cmpint(status, ==, 0);
+    }
+}
+
+static void test_create_layout_is_qemus(void)
+{
+    g_autofree char *path = tu_create("layout.qed", 1000, 0, NULL, NULL);
+    g_autoptr(GBytes) b = tu_file_bytes(path);
+    const uint8_t *d = g_bytes_get_data(b, NULL);
+    /* header cluster + 4-cluster L1 table, header fields as qemu-img writes them */
+    g_assert_cmpuint(g_bytes_get_size(b), ==, 64 * 1024 * 5);
+    g_assert_cmpmem(d, 4, "QED\0", 4);
+    g_assert_cmpuint(d[4] | d[5] << 8 | d[6] << 16, ==, 65536);
+    g_assert_cmpuint(d[8], ==, 4);
+    g_assert_cmpuint(d[12], ==, 1);
+    g_assert_cmpuint(d[41] << 8 | d[42] << 16, ==, 65536); /* l1_table_offset */
+    g_assert_cmpuint(d[48] | d[49] << 8, ==, 1024);        /* size rounded up to 512 */
+    assert_qemu_clean(path);
+}
+
+/* Random unaligned writes, zeroes and discards against a model. */
+static void test_random_io_matches_model(void)
+{
+    const uint64_t size = 12 * MiB;
+    g_autofree char *path = tu_create("model.qed", size, 4096, NULL, NULL);
+    uint8_t *model = g_malloc0(size);
+    uint8_t *buf = g_malloc(512 * 1024);
+    GRand *rand = g_rand_new_with_seed(42);
+    QedImage *img = tu_open(path, 0);
+
+    for (int i = 0; i < 400; i++) {
+        uint64_t len = (uint64_t)g_rand_int_range(rand, 1, 300 * 1024);
+        uint64_t off = (uint64_t)g_rand_int_range(rand, 0, (gint32)(size - len));
+        int op = g_rand_int_range(rand, 0, 10);
+        if (op < 6) {
+            tu_fill(buf, len, (uint8_t)i);
+            TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
+            memcpy(model + off, buf, len);
+        } else if (op < 8) {
+            TU_OK(qed_pwrite_zeroes(img, len, off, 0, &tu_err));
+            memset(model + off, 0, len);
+        } else if (op < 9) {
+            TU_OK(qed_discard(img, len, off, &tu_err));
+            memset(model + off, 0, len);
+        } else {
+            TU_OK(qed_pread(img, buf, len, off, &tu_err));
+            g_assert_cmpmem(buf, len, model + off, len);
+        }
+    }
+    TU_OK(qed_close(img, &tu_err));
+
+    img = tu_open(path, QED_OPEN_READ_ONLY);
+    uint8_t *all = g_malloc(size);
+    TU_OK(qed_pread(img, all, size, 0, &tu_err));
+    g_assert_true(memcmp(all, model, size) == 0);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+
+    g_free(all);
+    g_rand_free(rand);
+    g_free(buf);
+    g_free(model);
+}
+
+static void test_close_clears_need_check(void)
+{
+    g_autofree char *path = tu_create("dirty.qed", MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    char data[512] = "hello";
+    TU_OK(qed_pwrite(img, data, sizeof(data), 0, 0, &tu_err));
+    QedInfo info;
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    g_assert_true(info.need_check);
+    {
+        g_autoptr(GBytes) b = tu_file_bytes(path);
+        const uint8_t *d = g_bytes_get_data(b, NULL);
+        g_assert_cmpuint(d[16] & QED_F_NEED_CHECK, !=, 0);
+    }
+    TU_OK(qed_close(img, &tu_err));
+    g_autoptr(GBytes) b = tu_file_bytes(path);
+    const uint8_t *d = g_bytes_get_data(b, NULL);
+    g_assert_cmpuint(d[16] & QED_F_NEED_CHECK, ==, 0);
+    assert_qemu_clean(path);
+}
+
+/* QED exists for its few I/Os: count them on the file. */
+static void test_allocating_write_io_count(void)
+{
+    g_autofree char *path = tu_create("count.qed", 64 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t buf[4096] = { 1 };
+    QedStats a, b;
+
+    qed_get_stats(img, &a);
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 0, 0, &tu_err));
+    qed_get_stats(img, &b);
+    /* NEED_CHECK header + flush, data, new L2 table, L1 entry */
+    g_assert_cmpuint(b.writes - a.writes, ==, 4);
+    g_assert_cmpuint(b.flushes - a.flushes, ==, 1);
+    /* Without a backing file the rest of the new cluster is not written. */
+    g_assert_cmpuint(b.bytes_written - a.bytes_written, <, 64 * 1024 + 256 * 1024 + 1024);
+
+    qed_get_stats(img, &a);
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 1 * MiB, 0, &tu_err));
+    qed_get_stats(img, &b);
+    g_assert_cmpuint(b.writes - a.writes, ==, 2); /* data, one L2 sector */
+    g_assert_cmpuint(b.flushes - a.flushes, ==, 0);
+
+    qed_get_stats(img, &a);
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 1 * MiB + 8192, 0, &tu_err));
+    TU_OK(qed_pread(img, buf, sizeof(buf), 1 * MiB, &tu_err));
+    qed_get_stats(img, &b);
+    g_assert_cmpuint(b.writes - a.writes, ==, 1); /* in place */
+    g_assert_cmpuint(b.reads - a.reads, ==, 1);   /* the L2 table is cached */
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+}
+
+static void test_block_status_runs(void)
+{
+    g_autofree char *path = tu_create("status.qed", 4 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t *buf = g_malloc0(3 * 65536);
+    TU_OK(qed_pwrite(img, buf, 3 * 65536, 65536, 0, &tu_err));
+    QedExtent ext;
+    TU_OK(qed_block_status(img, 0, 4 * MiB, &ext, &tu_err));
+    g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
+    g_assert_cmpuint(ext.length, ==, 65536);
+    TU_OK(qed_block_status(img, 65536, 4 * MiB - 65536, &ext, &tu_err));
+    g_assert_cmpint(ext.type, ==, QED_EXTENT_DATA);
+    g_assert_cmpuint(ext.length, ==, 3 * 65536); /* one run: contiguous in the file */
+    g_assert_cmpuint(ext.file_offset % 65536, ==, 0);
+    TU_OK(qed_block_status(img, 4 * 65536 + 100, 1000, &ext, &tu_err));
+    g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
+    g_assert_cmpuint(ext.length, ==, 1000);
+    TU_OK(qed_close(img, &tu_err));
+    g_free(buf);
+}
+
+static void test_resize_grows_only(void)
+{
+    g_autofree char *path = tu_create("resize.qed", MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t buf[4096];
+    memset(buf, 0xab, sizeof(buf));
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), MiB - 4096, 0, &tu_err));
+    /* Grow past the range of the first L2 table (256 MiB here). */
+    TU_OK(qed_resize(img, 600 * MiB, &tu_err));
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 599 * MiB, 0, &tu_err));
+    GError *err = NULL;
+    g_assert_cmpint(qed_resize(img, MiB / 2, &err), ==, -ENOTSUP);
+    g_assert_nonnull(strstr(err->message, "Shrinking"));
+    g_clear_error(&err);
+    TU_OK(qed_close(img, &tu_err));
+
+    img = tu_open(path, QED_OPEN_READ_ONLY);
+    QedInfo info;
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    g_assert_cmpuint(info.virtual_size, ==, 600 * MiB);
+    uint8_t got[4096];
+    TU_OK(qed_pread(img, got, sizeof(got), 599 * MiB, &tu_err));
+    g_assert_cmpmem(got, sizeof(got), buf, sizeof(buf));
+    TU_OK(qed_pread(img, got, sizeof(got), 300 * MiB, &tu_err));
+    g_assert_cmpuint(got[0] | got[4095], ==, 0);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+}
+
+/* A zero write over allocated clusters keeps them (no leak) and reads zeros. */
+static void test_zeroes_over_data_do_not_leak(void)
+{
+    g_autofree char *path = tu_create("zleak.qed", 4 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t *buf = g_malloc(MiB);
+    memset(buf, 0x5a, MiB);
+    TU_OK(qed_pwrite(img, buf, MiB, 0, 0, &tu_err));
+    TU_OK(qed_pwrite_zeroes(img, MiB - 1000, 500, 0, &tu_err));
+    TU_OK(qed_pread(img, buf, MiB, 0, &tu_err));
+    g_assert_cmpuint(buf[499], ==, 0x5a);
+    g_assert_cmpuint(buf[500], ==, 0);
+    g_assert_cmpuint(buf[MiB - 501], ==, 0);
+    g_assert_cmpuint(buf[MiB - 500], ==, 0x5a);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    g_assert_cmpuint(res.leaks, ==, 0);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+    g_free(buf);
+}
+
+/* An image left with NEED_CHECK, a leaked cluster at its end and an L2
+ * entry pointing outside the file is repaired by a writable open. */
+static void test_writable_open_repairs_need_check(void)
+{
+    g_autofree char *path = tu_create("repair.qed", 4 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t buf[4096];
+    memset(buf, 7, sizeof(buf));
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 0, 0, &tu_err));
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 65536, 0, &tu_err));
+    TU_OK(qed_close(img, &tu_err));
+    /* Layout now: header, L1 (4 clusters), data 0, L2 (4 clusters), data 1. */
+    uint64_t l2 = 6 * 65536;
+    tu_patch_le(path, 16, QED_F_NEED_CHECK, 8);
+    tu_patch_le(path, l2 + 8, 1ull << 40, 8);    /* cluster 1 now points far away */
+    char leak[65536] = { 1 };
+    tu_patch(path, 11 * 65536, leak, sizeof(leak)); /* a leaked cluster at the end */
+
+    g_autoptr(GBytes) before = tu_file_bytes(path);
+    img = tu_open(path, QED_OPEN_READ_ONLY); /* read-only: allowed, no repair */
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions, ==, 1);
+    g_assert_cmpuint(res.leaks, ==, 2); /* data cluster 1, and the one at the end */
+    TU_OK(qed_close(img, &tu_err));
+    g_autoptr(GBytes) after = tu_file_bytes(path);
+    g_assert_true(g_bytes_equal(before, after));
+
+    img = tu_open(path, 0);
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    g_assert_cmpuint(res.leaks, ==, 0); /* old data cluster 1 and the leak: both cut off */
+    TU_OK(qed_pread(img, buf, sizeof(buf), 0, &tu_err));
+    g_assert_cmpuint(buf[0], ==, 7);
+    TU_OK(qed_pread(img, buf, sizeof(buf), 65536, &tu_err));
+    g_assert_cmpuint(buf[0], ==, 0);
+    QedInfo info;
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    g_assert_false(info.need_check);
+    g_assert_cmpuint(info.file_length, ==, 10 * 65536);
+    TU_OK(qed_close(img, &tu_err));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/rw/create-layout-is-qemus", test_create_layout_is_qemus);
+    g_test_add_func("/rw/random-io-matches-model", test_random_io_matches_model);
+    g_test_add_func("/rw/close-clears-need-check", test_close_clears_need_check);
+    g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
+    g_test_add_func("/rw/block-status-runs", test_block_status_runs);
+    g_test_add_func("/rw/resize-grows-only", test_resize_grows_only);
+    g_test_add_func("/rw/zeroes-over-data-do-not-leak", test_zeroes_over_data_do_not_leak);
+    g_test_add_func("/rw/writable-open-repairs-need-check",
+                    test_writable_open_repairs_need_check);
+    return g_test_run();
+}

@@ -1,0 +1,8 @@
+// qed.h compiles alone in C++.
+#include "qed.h"
+
+int main()
+{
+    QedExtent ext = {};
+    return ext.type == QED_EXTENT_DATA ? 0 : 1;
+}

@@ -1,0 +1,126 @@
+/*
+ * Helpers shared by the C tests (see testutil.h).
+ */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static char *scratch;
+
+static void remove_scratch(void)
+{
+    if (scratch) {
+        char *cmd = g_strdup_printf("rm -rf '%s'", scratch);
+        if (system(cmd) != 0) {
+            g_printerr("could not remove %s\n", scratch);
+        }
+        g_free(cmd);
+    }
+}
+
+const char *tu_dir(void)
+{
+    if (!scratch) {
+        scratch = g_dir_make_tmp("qedunit.XXXXXX", NULL);
+        g_assert_nonnull(scratch);
+        atexit(remove_scratch);
+    }
+    return scratch;
+}
+
+char *tu_path(const char *name)
+{
+    return g_build_filename(tu_dir(), name, NULL);
+}
+
+char *tu_create(const char *name, uint64_t size, uint32_t cluster_size, const char *backing,
+                const char *backing_fmt)
+{
+    char *path = tu_path(name);
+    QedCreateOptions o = {
+        .size = size,
+        .cluster_size = cluster_size,
+        .backing_file = backing,
+        .backing_format = backing_fmt,
+    };
+    GError *err = NULL;
+    if (qed_create(path, &o, &err) < 0) {
+        g_error("create %s: %s", path, err->message);
+    }
+    return path;
+}
+
+QedImage *tu_open(const char *path, unsigned flags)
+{
+    QedOpenOptions o = { .flags = flags };
+    GError *err = NULL;
+    QedImage *img = qed_open(path, &o, &err);
+    if (!img) {
+        g_error("open %s: %s", path, err->message);
+    }
+    return img;
+}
+
+void tu_fill(void *buf, size_t len, uint8_t seed)
+{
+    uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        p[i] = (uint8_t)(seed + i * 7);
+    }
+}
+
+char *tu_raw_file(const char *name, size_t len, uint8_t seed)
+{
+    char *path = tu_path(name);
+    uint8_t *buf = g_malloc(len);
+    tu_fill(buf, len, seed);
+    g_assert_true(g_file_set_contents(path, (char *)buf, (gssize)len, NULL));
+    g_free(buf);
+    return path;
+}
+
+int tu_qemu_img_check(const char *path)
+{
+    char *qemu_img = g_find_program_in_path("qemu-img");
+    if (!qemu_img) {
+        return -1;
+    }
+    char *argv[] = { qemu_img, "check", "-q", (char *)path, NULL };
+    int status = 0;
+    GError *err = NULL;
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,
+                      &err)) {
+        g_error("qemu-img: %s", err->message);
+    }
+    g_free(qemu_img);
+    return WEXITSTATUS(status);
+}
+
+GBytes *tu_file_bytes(const char *path)
+{
+    char *data;
+    gsize len;
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    return g_bytes_new_take(data, len);
+}
+
+void tu_patch(const char *path, uint64_t offset, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "r+b");
+    g_assert_nonnull(f);
+    g_assert_cmpint(fseeko(f, (off_t)offset, SEEK_SET), ==, 0);
+    g_assert_cmpuint(fwrite(data, 1, len, f), ==, len);
+    fclose(f);
+}
+
+void tu_patch_le(const char *path, uint64_t offset, uint64_t value, int width)
+{
+    uint8_t b[8];
+    for (int i = 0; i < width; i++) {
+        b[i] = (uint8_t)(value >> (8 * i));
+    }
+    tu_patch(path, offset, b, (size_t)width);
+}

@@ -1,0 +1,44 @@
+/*
+ * Helpers shared by the C tests: a scratch directory, images made with the
+ * library, and assertions that report GErrors.
+ */
+#ifndef QED_TESTUTIL_H
+#define QED_TESTUTIL_H
+
+#include "qed.h"
+
+/* A fresh scratch directory for this process, removed at exit. */
+const char *tu_dir(void);
+/* tu_dir()/name; free with g_free. */
+char *tu_path(const char *name);
+/* Creates an image (aborts the test on failure) and returns its path. */
+char *tu_create(const char *name, uint64_t size, uint32_t cluster_size,
+                const char *backing, const char *backing_fmt);
+/* Opens with flags (aborts the test on failure). */
+QedImage *tu_open(const char *path, unsigned flags);
+/* Writes a raw file of len bytes, byte i = seed + i * 7 (mod 256). */
+char *tu_raw_file(const char *name, size_t len, uint8_t seed);
+/* Fills buf with a pattern from seed. */
+void tu_fill(void *buf, size_t len, uint8_t seed);
+/* Runs qemu-img check on path; returns its exit status, or -1 without qemu-img. */
+int tu_qemu_img_check(const char *path);
+
+/* Runs a library call written with `&tu_err` as its GError argument and
+ * fails the test, with the message, when it returns an error. */
+#define TU_OK(call)                                                                   \
+    do {                                                                              \
+        GError *tu_err = NULL;                                                        \
+        int tu_ret = (call);                                                          \
+        if (tu_ret < 0) {                                                             \
+            g_error("%s: %d: %s", #call, tu_ret, tu_err ? tu_err->message : "no message"); \
+        }                                                                             \
+    } while (0)
+
+/* Reads the whole file into a GBytes. */
+GBytes *tu_file_bytes(const char *path);
+/* Patches len bytes of the file at offset. */
+void tu_patch(const char *path, uint64_t offset, const void *data, size_t len);
+/* Patches a little-endian integer of `width` bytes (4 or 8). */
+void tu_patch_le(const char *path, uint64_t offset, uint64_t value, int width);
+
+#endif
