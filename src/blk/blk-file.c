@@ -22,7 +22,7 @@ typedef struct BlkFile {
     BlkDev dev;
     int fd;
     bool direct;
-    GMutex rmw_lock; /* serializes unaligned writes under O_DIRECT */
+    pthread_mutex_t rmw_lock; /* serializes unaligned writes under O_DIRECT */
 } BlkFile;
 
 static BlkFile *to_file(BlkDev *dev)
@@ -128,7 +128,7 @@ static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset
         return -ENOMEM;
     }
     uint8_t *b = align_ptr(raw);
-    g_mutex_lock(&f->rmw_lock);
+    pthread_mutex_lock(&f->rmw_lock);
     int ret = 0;
     if (start != offset || span != len) {
         ret = read_full(f->fd, b, span, start);
@@ -145,7 +145,7 @@ static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset
             }
         }
     }
-    g_mutex_unlock(&f->rmw_lock);
+    pthread_mutex_unlock(&f->rmw_lock);
     g_free(raw);
     return ret;
 }
@@ -246,7 +246,7 @@ static void file_close(BlkDev *dev)
 {
     BlkFile *f = to_file(dev);
     close(f->fd);
-    g_mutex_clear(&f->rmw_lock);
+    pthread_mutex_destroy(&f->rmw_lock);
     g_free(f);
 }
 
@@ -298,6 +298,6 @@ BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
     if (f->direct) {
         f->dev.request_align = DIRECT_ALIGN;
     }
-    g_mutex_init(&f->rmw_lock);
+    pthread_mutex_init(&f->rmw_lock, NULL);
     return &f->dev;
 }

@@ -12,7 +12,7 @@
 
 typedef struct BlkMem {
     BlkDev dev;
-    GMutex lock;
+    pthread_mutex_t lock;
     uint8_t *data; /* guarded by lock */
     uint64_t length;
     uint64_t capacity;
@@ -49,25 +49,25 @@ static int mem_grow_locked(BlkMem *m, uint64_t length)
 static int mem_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
 {
     BlkMem *m = to_mem(dev);
-    g_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     size_t avail = offset < m->length ? (size_t)MIN(len, m->length - offset) : 0;
     if (avail > 0) {
         memcpy(buf, m->data + offset, avail);
     }
     memset((uint8_t *)buf + avail, 0, len - avail);
-    g_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return 0;
 }
 
 static int mem_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag)
 {
     BlkMem *m = to_mem(dev);
-    g_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     int ret = mem_grow_locked(m, offset + len);
     if (ret == 0) {
         memcpy(m->data + offset, buf, len);
     }
-    g_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return ret;
 }
 
@@ -79,9 +79,9 @@ static int mem_flush(BlkDev *dev)
 static int64_t mem_get_length(BlkDev *dev)
 {
     BlkMem *m = to_mem(dev);
-    g_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     int64_t len = (int64_t)m->length;
-    g_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return len;
 }
 
@@ -89,25 +89,25 @@ static int mem_truncate(BlkDev *dev, uint64_t length)
 {
     BlkMem *m = to_mem(dev);
     int ret = 0;
-    g_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     if (length < m->length) {
         memset(m->data + length, 0, m->length - length);
         m->length = length;
     } else {
         ret = mem_grow_locked(m, length);
     }
-    g_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return ret;
 }
 
 static int mem_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     BlkMem *m = to_mem(dev);
-    g_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     if (offset < m->length) {
         memset(m->data + offset, 0, (size_t)MIN(len, m->length - offset));
     }
-    g_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return 0;
 }
 
@@ -115,7 +115,7 @@ static void mem_close(BlkDev *dev)
 {
     BlkMem *m = to_mem(dev);
     g_free(m->data);
-    g_mutex_clear(&m->lock);
+    pthread_mutex_destroy(&m->lock);
     g_free(m);
 }
 
@@ -134,7 +134,7 @@ BlkDev *blk_mem_new(const char *name, const void *contents, size_t len)
 {
     BlkMem *m = g_new0(BlkMem, 1);
     blk_init(&m->dev, &blk_mem_ops, name, false);
-    g_mutex_init(&m->lock);
+    pthread_mutex_init(&m->lock, NULL);
     if (len > 0) {
         m->data = g_memdup2(contents, len);
         m->length = m->capacity = len;
@@ -145,8 +145,8 @@ BlkDev *blk_mem_new(const char *name, const void *contents, size_t len)
 GBytes *blk_mem_contents(BlkDev *dev)
 {
     BlkMem *m = to_mem(dev);
-    g_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     GBytes *b = g_bytes_new(m->data, (gsize)m->length);
-    g_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return b;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <glib.h>
 
 /* What a write is for, so that crash and fault tests can aim at one kind of

@@ -36,37 +36,37 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         return ret;
     }
 
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     uint64_t l2_offset = s->l1[l1_index];
     bool new_table = l2_offset == 0;
     QedL2Table *t;
     if (new_table) {
         if (base == 0) {
-            g_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->lock);
             return 0; /* no table, so already unallocated */
         }
         l2_offset = s->file_end;
         t = qed_l2_cache_new_locked(s, l2_offset);
         if (!t) {
-            g_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->lock);
             return -ENOMEM;
         }
         s->file_end += s->table_bytes;
     } else {
         if (!qed_table_offset_valid_locked(s, l2_offset)) {
-            g_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->lock);
             return -EIO;
         }
         t = qed_l2_cache_get_locked(s, l2_offset, &ret);
         if (!t) {
-            g_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->lock);
             return ret;
         }
     }
     for (uint64_t i = 0; i < n; i++) {
         t->entries[first + i] = step ? base + i * s->cluster_size : base;
     }
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
 
     if (new_table) {
         ret = qed_write_l2(s, t, 0, s->table_nelems);
@@ -77,7 +77,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         ret = qed_write_l2(s, t, first, (uint32_t)n);
     }
 
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     if (ret < 0) {
         /* What reached the disk is unknown: forget the cached copy, and the
          * L1 entry that was never (or maybe not) written. */
@@ -87,7 +87,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         }
     }
     qed_l2_cache_put_locked(s, t);
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     return ret;
 }
 
@@ -127,10 +127,10 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
     if (ret < 0) {
         return ret;
     }
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     uint64_t new_offset = s->file_end;
     s->file_end += n * cs;
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
 
     if (cow) {
         /* Head and tail come from the backing file; all in one write. */

@@ -157,20 +157,20 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
             goto out;
         }
         res->leaks_fixed = (s->file_end - res->image_end_offset) / s->cluster_size;
-        g_mutex_lock(&s->lock);
+        pthread_mutex_lock(&s->lock);
         s->file_end = res->image_end_offset;
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
     }
     if (res->corruptions_fixed > 0) {
         /* The in-memory view must follow the tables just rewritten. */
-        g_mutex_lock(&s->lock);
+        pthread_mutex_lock(&s->lock);
         memcpy(s->l1, l1, (size_t)s->l1_nelems * sizeof(uint64_t));
         GList *tables = g_hash_table_get_values(s->l2_cache.tables);
         for (GList *l = tables; l; l = l->next) {
             qed_l2_cache_invalidate_locked(s, l->data);
         }
         g_list_free(tables);
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
     }
     ret = blk_flush(s->file);
 out:
@@ -183,13 +183,13 @@ out:
 int qed_check_repair(QedState *s, GError **errp)
 {
     QedCheckResult res = { 0 };
-    g_mutex_lock(&s->alloc_lock);
+    pthread_mutex_lock(&s->alloc_lock);
     int ret = check_locked(s, QED_CHECK_FIX_ERRORS | QED_CHECK_FIX_LEAKS, &res);
     if (ret == 0 && (res.check_errors > 0 || res.corruptions > res.corruptions_fixed)) {
         ret = -EIO;
     }
     if (ret < 0) {
-        g_mutex_unlock(&s->alloc_lock);
+        pthread_mutex_unlock(&s->alloc_lock);
         g_set_error(errp, QED_ERROR, -ret, "Image corrupted");
         return ret;
     }
@@ -203,7 +203,7 @@ int qed_check_repair(QedState *s, GError **errp)
     if (ret == 0) {
         s->header.features = h.features;
     }
-    g_mutex_unlock(&s->alloc_lock);
+    pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
         g_set_error(errp, QED_ERROR, -ret, "Failed to update header");
     }
@@ -213,9 +213,9 @@ int qed_check_repair(QedState *s, GError **errp)
 int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp)
 {
     QedState *s = qed_state(img);
-    g_mutex_lock(&s->alloc_lock);
+    pthread_mutex_lock(&s->alloc_lock);
     int ret = check_locked(s, fix, res);
-    g_mutex_unlock(&s->alloc_lock);
+    pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
         return image_error(img, errp, ret, "check failed");
     }

@@ -34,23 +34,23 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
     ext->offset = pos;
     ext->file_offset = 0;
 
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     uint32_t l1_index = qed_l1_index(s, pos);
     uint64_t l2_offset = l1_index < s->l1_nelems ? s->l1[l1_index] : 0;
     if (l2_offset == 0) {
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
         ext->type = QED_EXTENT_UNALLOCATED;
         ext->length = len;
         return 0;
     }
     if (!qed_table_offset_valid_locked(s, l2_offset)) {
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
         return -EIO; /* the image is corrupt: check would clear this entry */
     }
     int ret = 0;
     QedL2Table *t = qed_l2_cache_get_locked(s, l2_offset, &ret);
     if (!t) {
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
         return ret;
     }
 
@@ -84,6 +84,6 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
     }
 out:
     qed_l2_cache_put_locked(s, t);
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     return ret;
 }

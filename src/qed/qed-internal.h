@@ -70,9 +70,9 @@ typedef struct QedState {
     char *backing_name;     /* as stored in the header, or NULL */
     char *backing_full;     /* resolved against the image's directory, or NULL */
 
-    GMutex alloc_lock;
-    GMutex lock;
-    GCond l2_loaded;        /* signalled (with lock) when an L2 load ends */
+    pthread_mutex_t alloc_lock;
+    pthread_mutex_t lock;
+    pthread_cond_t l2_loaded;        /* signalled (with lock) when an L2 load ends */
     QedHeader header;       /* lock */
     uint64_t *l1;           /* lock; the first l1_nelems L1 entries, host order */
     uint32_t l1_nelems;     /* lock; entries that cover image_size */

@@ -85,7 +85,7 @@ QedL2Table *qed_l2_cache_get_locked(QedState *s, uint64_t offset, int *err)
     if (t) {
         ref_locked(s, t);
         while (t->loading) {
-            g_cond_wait(&s->l2_loaded, &s->lock);
+            pthread_cond_wait(&s->l2_loaded, &s->lock);
         }
         if (t->load_error) {
             *err = t->load_error;
@@ -101,11 +101,11 @@ QedL2Table *qed_l2_cache_get_locked(QedState *s, uint64_t offset, int *err)
         return NULL;
     }
     t->loading = true;
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     int ret = qed_read_l2(s, offset, t->entries);
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     t->loading = false;
-    g_cond_broadcast(&s->l2_loaded);
+    pthread_cond_broadcast(&s->l2_loaded);
     if (ret < 0) {
         t->load_error = ret;
         *err = ret;

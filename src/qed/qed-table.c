@@ -125,12 +125,12 @@ int qed_write_l1_entry(QedState *s, uint32_t index, uint64_t value)
 
     /* Entries beyond the ones kept in memory are zero on disk: the image
      * size never reached them, so nothing ever pointed them anywhere. */
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     s->l1[index] = value;
     uint32_t in_memory = first < s->l1_nelems ? MIN(n, s->l1_nelems - first) : 0;
     copy_to_le(buf, s->l1 + first, in_memory);
     memset(buf + in_memory * sizeof(uint64_t), 0, (n - in_memory) * sizeof(uint64_t));
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
 
     int ret = blk_pwrite(s->file, buf, len, s->header.l1_table_offset + start, BLK_TAG_L1);
     g_free(buf);
@@ -155,9 +155,9 @@ int qed_write_l2(QedState *s, QedL2Table *t, uint32_t first, uint32_t count)
     if (!buf) {
         return -ENOMEM;
     }
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     copy_to_le(buf, t->entries + start / sizeof(uint64_t), len / sizeof(uint64_t));
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     int ret = blk_pwrite(s->file, buf, len, t->offset + start, BLK_TAG_L2);
     g_free(buf);
     return ret;

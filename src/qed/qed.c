@@ -210,9 +210,9 @@ static void qed_free_state(QedState *s)
     g_free(s->l1);
     g_free(s->backing_name);
     g_free(s->backing_full);
-    g_mutex_clear(&s->lock);
-    g_mutex_clear(&s->alloc_lock);
-    g_cond_clear(&s->l2_loaded);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->alloc_lock);
+    pthread_cond_destroy(&s->l2_loaded);
     g_free(s);
 }
 
@@ -222,9 +222,9 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     s->img = img;
     s->file = img->file;
     s->read_only = img->flags & QED_OPEN_READ_ONLY;
-    g_mutex_init(&s->lock);
-    g_mutex_init(&s->alloc_lock);
-    g_cond_init(&s->l2_loaded);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->alloc_lock, NULL);
+    pthread_cond_init(&s->l2_loaded, NULL);
     img->opaque = s;
 
     uint8_t hbuf[QED_HEADER_BYTES];
@@ -314,9 +314,9 @@ int qed_set_need_check(QedState *s)
         ret = blk_flush(s->file);
     }
     if (ret == 0) {
-        g_mutex_lock(&s->lock);
+        pthread_mutex_lock(&s->lock);
         s->header.features |= QED_F_NEED_CHECK;
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
     }
     return ret;
 }
@@ -326,9 +326,9 @@ int qed_set_need_check(QedState *s)
  * writes that extend the file further. */
 static int extend_file(QedState *s)
 {
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     uint64_t end = s->file_end;
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     int64_t length = blk_get_length(s->file);
     if (length < 0) {
         return (int)length;
@@ -336,13 +336,13 @@ static int extend_file(QedState *s)
     if ((uint64_t)length >= end) {
         return 0;
     }
-    g_mutex_lock(&s->alloc_lock);
+    pthread_mutex_lock(&s->alloc_lock);
     length = blk_get_length(s->file);
     int ret = length < 0 ? (int)length : 0;
     if (ret == 0 && (uint64_t)length < end) {
         ret = blk_truncate(s->file, end);
     }
-    g_mutex_unlock(&s->alloc_lock);
+    pthread_mutex_unlock(&s->alloc_lock);
     return ret;
 }
 
@@ -410,9 +410,9 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
         } else if (!p && (ext.type == QED_EXTENT_ZERO || !s->img->backing)) {
             done = (int64_t)ext.length; /* reads as zeros already */
         } else {
-            g_mutex_lock(&s->alloc_lock);
+            pthread_mutex_lock(&s->alloc_lock);
             done = qed_alloc_write(s, p, pos, len);
-            g_mutex_unlock(&s->alloc_lock);
+            pthread_mutex_unlock(&s->alloc_lock);
         }
         if (done < 0) {
             return (int)done;
@@ -447,7 +447,7 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
         bool whole = qed_offset_into_cluster(s, pos) == 0 && n >= s->cluster_size;
         if (ext.type == QED_EXTENT_UNALLOCATED && s->img->backing && whole) {
             n = qed_start_of_cluster(s, n);
-            g_mutex_lock(&s->alloc_lock);
+            pthread_mutex_lock(&s->alloc_lock);
             /* Look again under the lock: the run may have been allocated. */
             ret = qed_find_cluster(s, pos, n, &ext);
             if (ret == 0 && ext.type == QED_EXTENT_UNALLOCATED && ext.length == n) {
@@ -455,7 +455,7 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
             } else if (ret == 0) {
                 n = 0; /* changed under us: go round again */
             }
-            g_mutex_unlock(&s->alloc_lock);
+            pthread_mutex_unlock(&s->alloc_lock);
         } else {
             if (ext.type == QED_EXTENT_UNALLOCATED && s->img->backing) {
                 /* A partial cluster: copy-on-write with zeros. */
@@ -479,7 +479,7 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
         g_set_error(errp, QED_ERROR, EINVAL, "Invalid image size specified");
         return -EINVAL;
     }
-    g_mutex_lock(&s->alloc_lock);
+    pthread_mutex_lock(&s->alloc_lock);
     int ret = 0;
     if (size < s->header.image_size) {
         g_set_error(errp, QED_ERROR, ENOTSUP, "Shrinking images is currently not supported");
@@ -493,22 +493,22 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
             ret = image_error(img, errp, -ENOMEM, "Failed to grow the L1 table");
             goto out;
         }
-        g_mutex_lock(&s->lock);
+        pthread_mutex_lock(&s->lock);
         s->l1 = l1;
         uint32_t old = s->l1_nelems;
         memset(l1 + old, 0, (nelems - old) * sizeof(uint64_t));
         s->l1_nelems = nelems;
-        g_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->lock);
         /* Entries past the old size must be zero; read them to be sure. */
         uint64_t *tmp = g_new(uint64_t, nelems - old);
         uint64_t off = s->header.l1_table_offset + (uint64_t)old * sizeof(uint64_t);
         ret = blk_pread(s->file, tmp, (nelems - old) * sizeof(uint64_t), off);
         if (ret == 0) {
-            g_mutex_lock(&s->lock);
+            pthread_mutex_lock(&s->lock);
             for (uint32_t i = old; i < nelems; i++) {
                 s->l1[i] = GUINT64_FROM_LE(tmp[i - old]);
             }
-            g_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->lock);
         }
         g_free(tmp);
         if (ret < 0) {
@@ -523,11 +523,11 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
         ret = image_error(img, errp, ret, "Failed to update the image size");
         goto out;
     }
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     s->header.image_size = size;
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
 out:
-    g_mutex_unlock(&s->alloc_lock);
+    pthread_mutex_unlock(&s->alloc_lock);
     return ret;
 }
 
@@ -539,16 +539,16 @@ static int qed_drv_block_status(QedImage *img, uint64_t offset, uint64_t len, Qe
 static uint64_t qed_drv_get_size(QedImage *img)
 {
     QedState *s = qed_state(img);
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     uint64_t size = s->header.image_size;
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     return size;
 }
 
 static void qed_drv_get_info(QedImage *img, QedInfo *info)
 {
     QedState *s = qed_state(img);
-    g_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->lock);
     info->virtual_size = s->header.image_size;
     info->cluster_size = s->header.cluster_size;
     info->table_size = s->header.table_size;
@@ -557,7 +557,7 @@ static void qed_drv_get_info(QedImage *img, QedInfo *info)
     info->compat_features = s->header.compat_features;
     info->autoclear_features = s->header.autoclear_features;
     info->need_check = s->header.features & QED_F_NEED_CHECK;
-    g_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lock);
     info->backing_file = s->backing_name;
     info->backing_file_full = s->backing_full;
     info->backing_format =
@@ -575,7 +575,7 @@ static int qed_drv_shutdown(QedImage *img, GError **errp)
     if (ret < 0) {
         return image_error(img, errp, ret, "Failed to flush");
     }
-    g_mutex_lock(&s->alloc_lock);
+    pthread_mutex_lock(&s->alloc_lock);
     if (s->header.features & QED_F_NEED_CHECK) {
         QedHeader h = s->header;
         h.features &= ~QED_F_NEED_CHECK;
@@ -587,7 +587,7 @@ static int qed_drv_shutdown(QedImage *img, GError **errp)
             s->header.features = h.features;
         }
     }
-    g_mutex_unlock(&s->alloc_lock);
+    pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
         return image_error(img, errp, ret, "Failed to mark the image clean");
     }
