@@ -101,6 +101,9 @@ int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp);
 /* Everything written before the call is on stable storage when it returns. */
 int qed_flush(QedImage *img, GError **errp);
 
+/* The virtual size in bytes. */
+uint64_t qed_get_size(QedImage *img);
+
 /* Changes the virtual size. QED images can only grow; raw files both ways. */
 int qed_resize(QedImage *img, uint64_t size, GError **errp);
 

@@ -306,6 +306,12 @@ int qed_flush(QedImage *img, GError **errp)
     return 0;
 }
 
+uint64_t qed_get_size(QedImage *img)
+{
+    g_return_val_if_fail(img, 0);
+    return img->drv->get_size(img);
+}
+
 int qed_resize(QedImage *img, uint64_t size, GError **errp)
 {
     g_return_val_if_fail(img, -EINVAL);

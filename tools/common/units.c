@@ -52,7 +52,6 @@ int units_parse_size(const char *str, char default_suffix, uint64_t *bytes)
 {
     const char *p = str;
     char *end;
-    bool hex = false;
     double fraction = 0;
 
     while (g_ascii_isspace(*p)) {
@@ -75,7 +74,6 @@ int units_parse_size(const char *str, char default_suffix, uint64_t *bytes)
         if (*end == '.' || end == p + 2) {
             return -EINVAL;
         }
-        hex = true;
     } else if (*end == '.') {
         const char *f = end;
         fraction = g_ascii_strtod(f, &end);
@@ -95,7 +93,6 @@ int units_parse_size(const char *str, char default_suffix, uint64_t *bytes)
     if (*end != '\0') {
         return -EINVAL;
     }
-    (void)hex;
     if (mul == 1) {
         if (fraction != 0) {
             return -EINVAL; /* a fraction needs a scale */
