@@ -52,3 +52,31 @@ assert_status() {
     set -e
     [ "$got" -eq "$want" ] || fail "'$*' exited $got, expected $want"
 }
+
+# Starts nbdkit in the foreground of a background job, serving on the Unix
+# socket $1 with the remaining arguments; it is stopped when the test exits.
+# Sets NBDKIT_PID. Fails if the socket does not appear within 20 seconds.
+start_nbdkit() {
+    _sock=$1
+    shift
+    rm -f "$_sock"
+    nbdkit --exit-with-parent -f -U "$_sock" "$@" &
+    NBDKIT_PID=$!
+    on_exit "kill $NBDKIT_PID 2>/dev/null"
+    _i=0
+    while [ ! -S "$_sock" ]; do
+        if ! kill -0 "$NBDKIT_PID" 2>/dev/null; then
+            fail "nbdkit $* exited before serving"
+        fi
+        _i=$((_i + 1))
+        [ "$_i" -lt 200 ] || fail "nbdkit $* did not create $_sock"
+        sleep 0.1
+    done
+}
+
+# Stops the nbdkit started by start_nbdkit and waits until it has closed the
+# image (so that the file is flushed and marked clean).
+stop_nbdkit() {
+    kill "$NBDKIT_PID" 2>/dev/null || true
+    wait "$NBDKIT_PID" 2>/dev/null || true
+}

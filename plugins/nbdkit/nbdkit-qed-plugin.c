@@ -26,6 +26,17 @@ static void qed_plugin_unload(void)
     g_free(filename);
 }
 
+static int parse_bool(const char *key, const char *value, bool *out)
+{
+    int r = nbdkit_parse_bool(value);
+    if (r < 0) {
+        nbdkit_error("%s=%s: expected a boolean (true or false)", key, value);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
 static int qed_plugin_config(const char *key, const char *value)
 {
     if (strcmp(key, "file") == 0) {
@@ -37,20 +48,10 @@ static int qed_plugin_config(const char *key, const char *value)
         return 0;
     }
     if (strcmp(key, "readonly") == 0) {
-        int r = nbdkit_parse_bool(value);
-        if (r < 0) {
-            return -1;
-        }
-        open_readonly = r;
-        return 0;
+        return parse_bool(key, value, &open_readonly);
     }
     if (strcmp(key, "backing") == 0) {
-        int r = nbdkit_parse_bool(value);
-        if (r < 0) {
-            return -1;
-        }
-        follow_backing = r;
-        return 0;
+        return parse_bool(key, value, &follow_backing);
     }
     if (strcmp(key, "cache") == 0) {
         return qed_nbdkit_parse_cache(value, &cache_flags);
