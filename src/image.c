@@ -74,32 +74,68 @@ static void image_free(QedImage *img)
     g_free(img);
 }
 
-/* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
-static QedImage *image_open(const char *filename, const char *format, unsigned flags,
-                            size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
+/* Adds the "dev:ino" key of filename to chain; fails if it is there already. */
+static bool chain_add(GPtrArray *chain, const char *filename, GError **errp)
+{
+    struct stat st;
+    if (stat(filename, &st) != 0) {
+        return true; /* the open will say what is wrong */
+    }
+    char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    for (guint i = 0; i < chain->len; i++) {
+        if (strcmp(g_ptr_array_index(chain, i), key) == 0) {
+            g_free(key);
+            g_set_error(errp, QED_ERROR, ELOOP, "Backing file '%s' creates an infinite loop",
+                        filename);
+            return false;
+        }
+    }
+    g_ptr_array_add(chain, key);
+    return true;
+}
+
+/* Opens the image on file (owned from here on) with driver format, or the
+ * probed one when NULL. */
+static QedImage *open_on(BlkDev *file, const char *name, const char *format, unsigned flags,
+                         size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
 {
     const ImageDriver *drv = NULL;
     if (format) {
         drv = find_driver(format);
         if (!drv) {
             g_set_error(errp, QED_ERROR, EINVAL, "Unknown driver '%s'", format);
+            blk_close(file);
             return NULL;
         }
     }
-    struct stat st;
-    if (stat(filename, &st) == 0) {
-        char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
-        for (guint i = 0; i < chain->len; i++) {
-            if (strcmp(g_ptr_array_index(chain, i), key) == 0) {
-                g_free(key);
-                g_set_error(errp, QED_ERROR, ELOOP,
-                            "Backing file '%s' creates an infinite loop", filename);
-                return NULL;
-            }
-        }
-        g_ptr_array_add(chain, key);
-    }
+    QedImage *img = g_new0(QedImage, 1);
+    img->file = file;
+    img->filename = g_strdup(name);
+    img->flags = flags;
+    img->l2_cache_bytes = l2_cache_bytes;
+    img->drv = drv ? drv : probe_driver(file);
 
+    GError *err = NULL;
+    if (img->drv->open(img, depth, chain, &err) < 0) {
+        g_propagate_prefixed_error(errp, err, "Could not open '%s': ", name);
+        img->drv = NULL;
+        image_free(img);
+        return NULL;
+    }
+    return img;
+}
+
+/* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
+static QedImage *image_open(const char *filename, const char *format, unsigned flags,
+                            size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
+{
+    if (format && !find_driver(format)) {
+        g_set_error(errp, QED_ERROR, EINVAL, "Unknown driver '%s'", format);
+        return NULL;
+    }
+    if (!chain_add(chain, filename, errp)) {
+        return NULL;
+    }
     unsigned blk_flags = 0;
     if (flags & QED_OPEN_READ_ONLY) {
         blk_flags |= BLK_OPEN_READ_ONLY;
@@ -111,21 +147,34 @@ static QedImage *image_open(const char *filename, const char *format, unsigned f
     if (!file) {
         return NULL;
     }
-    QedImage *img = g_new0(QedImage, 1);
-    img->file = file;
-    img->filename = g_strdup(filename);
-    img->flags = flags;
-    img->l2_cache_bytes = l2_cache_bytes;
-    img->drv = drv ? drv : probe_driver(file);
+    return open_on(file, filename, format, flags, l2_cache_bytes, depth, chain, errp);
+}
 
-    GError *err = NULL;
-    if (img->drv->open(img, depth, chain, &err) < 0) {
-        g_propagate_prefixed_error(errp, err, "Could not open '%s': ", filename);
-        img->drv = NULL;
-        image_free(img);
-        return NULL;
-    }
+QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, unsigned flags,
+                         GError **errp)
+{
+    GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
+    QedImage *img = open_on(file, name, format, flags, 0, 0, chain, errp);
+    g_ptr_array_unref(chain);
     return img;
+}
+
+/* Opens path read-only as img's backing image (depth: its place in the chain). */
+static int attach_backing(QedImage *img, const char *path, const char *format, int depth,
+                          GPtrArray *chain, GError **errp)
+{
+    unsigned flags = QED_OPEN_READ_ONLY | (img->flags & QED_OPEN_DIRECT);
+    GError *err = NULL;
+    QedImage *backing = image_open(path, format, flags, img->l2_cache_bytes, depth, chain, &err);
+    if (!backing) {
+        int code = err->code;
+        g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
+        return -code;
+    }
+    image_free(img->backing);
+    img->backing = backing;
+    img->backing_size = backing->drv->get_size(backing);
+    return 0;
 }
 
 int image_open_backing(QedImage *img, const char *name, const char *format, int depth,
@@ -141,19 +190,17 @@ int image_open_backing(QedImage *img, const char *name, const char *format, int 
         return -ELOOP;
     }
     char *path = qed_backing_path(img->filename, name);
-    unsigned flags = QED_OPEN_READ_ONLY | (img->flags & QED_OPEN_DIRECT);
-    GError *err = NULL;
-    QedImage *backing = image_open(path, format, flags, img->l2_cache_bytes, depth + 1, chain,
-                                   &err);
+    int ret = attach_backing(img, path, format, depth + 1, chain, errp);
     g_free(path);
-    if (!backing) {
-        int code = err->code;
-        g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
-        return -code;
-    }
-    img->backing = backing;
-    img->backing_size = backing->drv->get_size(backing);
-    return 0;
+    return ret;
+}
+
+int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp)
+{
+    GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
+    int ret = attach_backing(img, path, format, 1, chain, errp);
+    g_ptr_array_unref(chain);
+    return ret;
 }
 
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset)

@@ -55,6 +55,16 @@ extern const ImageDriver raw_driver;
 int image_open_backing(QedImage *img, const char *name, const char *format, int depth,
                        GPtrArray *chain, GError **errp);
 
+/* Opens an image on an already opened device (taking ownership of file,
+ * even on failure), as qed_open does on a file. name is for messages and
+ * for resolving relative backing names. */
+QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, unsigned flags,
+                         GError **errp);
+
+/* Opens path (format "raw", "qed" or NULL to probe) read-only as img's
+ * backing image, in place of the one the header names. */
+int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
+
 /* Reads from the backing image, zeros where there is none or past its end. */
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset);
 

@@ -17,7 +17,9 @@ static int fail(int ret, GError *err)
         nbdkit_error("%s", err->message);
         g_error_free(err);
     }
+    /* The plugin reads nbdkit_set_error; the filter passes errno on. */
     nbdkit_set_error(-ret);
+    errno = -ret;
     return -1;
 }
 

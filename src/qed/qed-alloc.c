@@ -122,6 +122,9 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
     uint64_t cend = qed_round_up_cluster(s, end);
     uint64_t n = (cend - cstart) / cs;
     bool cow = ext->type == QED_EXTENT_UNALLOCATED && s->img->backing;
+    /* In a container of fixed length the space past the image may hold old
+     * data: write new clusters whole. */
+    bool whole = cow || s->file->fixed_length;
 
     int ret = qed_set_need_check(s);
     if (ret < 0) {
@@ -132,8 +135,9 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
     s->file_end += n * cs;
     pthread_mutex_unlock(&s->lock);
 
-    if (cow) {
-        /* Head and tail come from the backing file; all in one write. */
+    if (whole) {
+        /* Head and tail come from the backing file (or are zeros); all in
+         * one write. */
         uint8_t *cbuf = g_try_malloc(cend - cstart);
         if (!cbuf) {
             return -ENOMEM;
@@ -151,7 +155,7 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
             ret = blk_pwrite(s->file, cbuf, cend - cstart, new_offset, BLK_TAG_COW);
         }
         g_free(cbuf);
-        if (ret == 0) {
+        if (ret == 0 && cow) {
             ret = blk_flush(s->file);
         }
     } else if (buf) {

@@ -210,6 +210,20 @@ int qed_check_repair(QedState *s, GError **errp)
     return ret;
 }
 
+int qed_find_image_end(QedState *s)
+{
+    QedCheckResult res = { 0 };
+    pthread_mutex_lock(&s->alloc_lock);
+    int ret = check_locked(s, 0, &res);
+    if (ret == 0) {
+        pthread_mutex_lock(&s->lock);
+        s->file_end = res.image_end_offset;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
+
 int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp)
 {
     QedState *s = qed_state(img);

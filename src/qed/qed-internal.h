@@ -127,6 +127,9 @@ bool qed_table_size_valid(uint32_t table_size);
 /* Checks the image of a writable open that found NEED_CHECK set, repairs
  * what it can (called before any request, with no lock held). */
 int qed_check_repair(QedState *s, GError **errp);
+/* Sets file_end to the end of the last cluster in use (for a file of fixed
+ * length, whose length says nothing about the image). */
+int qed_find_image_end(QedState *s);
 /* The driver's check entry point (qed_check). */
 int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
 

@@ -278,6 +278,13 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     qed_l2_cache_init(&s->l2_cache,
                       img->l2_cache_bytes ? img->l2_cache_bytes : QED_DEFAULT_L2_CACHE_BYTES);
 
+    if (s->file->fixed_length) {
+        ret = qed_find_image_end(s);
+        if (ret < 0) {
+            ret = open_error(errp, -ret, "Failed to find the end of the image");
+            goto fail;
+        }
+    }
     if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only) {
         ret = qed_check_repair(s, errp);
         if (ret < 0) {
