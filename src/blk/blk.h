@@ -93,6 +93,27 @@ void blk_close(BlkDev *dev);
 /* For implementations: fills the common fields. */
 void blk_init(BlkDev *dev, const BlkOps *ops, const char *filename, bool read_only);
 
+/* A recording device for power-loss tests (blk-log.c). */
+typedef enum BlkLogKind { BLK_LOG_WRITE, BLK_LOG_FLUSH, BLK_LOG_TRUNCATE, BLK_LOG_PUNCH } BlkLogKind;
+typedef struct BlkLogOp {
+    BlkLogKind kind;
+    uint64_t offset;   /* bytes; the new length for a truncate */
+    uint64_t len;      /* bytes written or punched */
+    uint8_t *data;     /* what a write wrote; owned by the log */
+    BlkTag tag;
+} BlkLogOp;
+/* Passes requests to inner (owned) and records them. */
+BlkDev *blk_log_new(BlkDev *inner);
+size_t blk_log_count(BlkDev *dev);
+const BlkLogOp *blk_log_op(BlkDev *dev, size_t i);
+/* The disk after a power loss just before op crash_at completed, starting
+ * from base (the contents when the log began): every op up to the last
+ * flush before crash_at, then a random subset of the later ones in a random
+ * order, some torn at `sector` boundaries. *durable_ops (if not NULL) gets
+ * the number of ops that were certainly on the disk. */
+GBytes *blk_log_crash_state(BlkDev *dev, GBytes *base, size_t crash_at, GRand *rand,
+                            uint32_t sector, size_t *durable_ops);
+
 /* A copy of the contents of an in-memory device (tests). */
 GBytes *blk_mem_contents(BlkDev *dev);
 

@@ -8,10 +8,12 @@
  * 2. The data is written into the new clusters. Without a backing file the
  *    parts of a new cluster the request does not cover are not written: the
  *    clusters lie past the old end of the file and read as zeros, and flush
- *    extends the file over them. With a backing file those parts are copied
- *    from it, and the file is flushed before any L2 entry points at the
- *    cluster; otherwise a crash could leave an entry pointing at a cluster
- *    whose copied backing data never reached the disk.
+ *    extends the file over them. With a backing file, the parts of an
+ *    unallocated cluster are copied from it, and the file is flushed before
+ *    any L2 entry points at the cluster (also when the cluster was a zero
+ *    cluster); otherwise a crash could leave an entry pointing at a cluster
+ *    that never reached the disk, which the check clears to "unallocated",
+ *    and backing data would show where the image held data or zeros.
  * 3. A new L2 table is written whole before the L1 entry that points at it.
  * A crash between the steps leaks clusters at worst; the check reclaims them.
  */
@@ -155,11 +157,15 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
             ret = blk_pwrite(s->file, cbuf, cend - cstart, new_offset, BLK_TAG_COW);
         }
         g_free(cbuf);
-        if (ret == 0 && cow) {
-            ret = blk_flush(s->file);
-        }
     } else if (buf) {
         ret = blk_pwrite(s->file, buf, end - pos, new_offset + (pos - cstart), BLK_TAG_DATA);
+    }
+    /* With a backing file, an entry that reached the disk before its cluster
+     * would be cleared by the check after a crash, and the backing data would
+     * show through where the image held other data (or zeros): the cluster
+     * goes to disk first. */
+    if (ret == 0 && s->img->backing) {
+        ret = blk_flush(s->file);
     }
     if (ret < 0) {
         return ret;
