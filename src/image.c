@@ -103,7 +103,8 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format, uns
     if (format) {
         drv = find_driver(format);
         if (!drv) {
-            g_set_error(errp, QED_ERROR, EINVAL, "Unknown driver '%s'", format);
+            g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
+                        name, format);
             blk_close(file);
             return NULL;
         }
@@ -130,7 +131,8 @@ static QedImage *image_open(const char *filename, const char *format, unsigned f
                             size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
 {
     if (format && !find_driver(format)) {
-        g_set_error(errp, QED_ERROR, EINVAL, "Unknown driver '%s'", format);
+        g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
+                    filename, format);
         return NULL;
     }
     if (!chain_add(chain, filename, errp)) {

@@ -59,10 +59,12 @@ static int raw_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExt
     return 0;
 }
 
+/* The file length rounded up to a sector, as QEMU sees a raw file; the
+ * partial sector at the end reads as zeros past the end of the file. */
 static uint64_t raw_get_size(QedImage *img)
 {
     int64_t len = blk_get_length(img->file);
-    return len < 0 ? 0 : (uint64_t)len;
+    return len < 0 ? 0 : ((uint64_t)len + 511) / 512 * 512;
 }
 
 static void raw_get_info(QedImage *img, QedInfo *info)

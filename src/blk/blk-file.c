@@ -129,21 +129,23 @@ static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset
     }
     uint8_t *b = align_ptr(raw);
     pthread_mutex_lock(&f->rmw_lock);
-    int ret = 0;
-    if (start != offset || span != len) {
+    struct stat st;
+    int ret = fstat(f->fd, &st) < 0 ? -errno : 0;
+    if (ret == 0 && (start != offset || span != len)) {
         ret = read_full(f->fd, b, span, start);
     }
     if (ret == 0) {
         memcpy(b + (offset - start), buf, len);
         ret = write_full(f->fd, b, span, start);
-        /* The span may reach past the old end of the file; trim it back. */
-        struct stat st;
-        if (ret == 0 && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size == start + span &&
-            offset + len < start + span) {
-            if (ftruncate(f->fd, (off_t)(offset + len)) < 0) {
-                ret = -errno;
-            }
-        }
+    }
+    /* The aligned span may have grown the file past what the caller wrote:
+     * give the zeros back. (Only callers that never write past the end of
+     * the file concurrently use O_DIRECT with unaligned writes there: the
+     * qed driver writes whole clusters when the file is opened O_DIRECT.) */
+    uint64_t want = MAX((uint64_t)st.st_size, offset + len);
+    if (ret == 0 && (uint64_t)st.st_size < start + span && want < start + span &&
+        ftruncate(f->fd, (off_t)want) < 0) {
+        ret = -errno;
     }
     pthread_mutex_unlock(&f->rmw_lock);
     g_free(raw);

@@ -125,8 +125,9 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
     uint64_t n = (cend - cstart) / cs;
     bool cow = ext->type == QED_EXTENT_UNALLOCATED && s->img->backing;
     /* In a container of fixed length the space past the image may hold old
-     * data: write new clusters whole. */
-    bool whole = cow || s->file->fixed_length;
+     * data, and with O_DIRECT a partial write past the end of the file is a
+     * read-modify-write of whole blocks: write new clusters whole. */
+    bool whole = cow || s->file->fixed_length || s->file->request_align > 512;
 
     int ret = qed_set_need_check(s);
     if (ret < 0) {
