@@ -1,0 +1,94 @@
+#!/bin/sh
+# qed-img's command line: --help and --version for the tool and each command,
+# the examples of the help texts run as written, and bad commands, options and
+# files fail with exit status 1 and a message that says what and where (in
+# qemu-img's words where qemu-img has them).
+. "$TESTS_DIR/functions.sh"
+. "$TESTS_DIR/img/img-common.sh"
+requires qemu-img
+
+cd "$T"
+
+# Fails unless the command exits 0 and prints its usage on stdout.
+assert_help() {
+    "$@" >out.txt 2>err.txt || fail "'$*' exited $?"
+    [ ! -s err.txt ] || fail "'$*' wrote to stderr: $(cat err.txt)"
+    head -n 1 out.txt | grep -q '^usage: qed-img' || fail "'$*' prints no usage line"
+    # man-page layout: fits a terminal
+    if awk 'length > 80 { exit 1 }' out.txt; then :; else
+        fail "'$*' prints lines longer than 80 columns"
+    fi
+}
+
+assert_help "$QED_IMG" --help
+assert_help "$QED_IMG" -h
+for cmd in create info; do
+    grep -q "^  $cmd " out.txt || fail "--help does not list $cmd"
+done
+for cmd in create info; do
+    assert_help "$QED_IMG" "$cmd" --help
+    assert_help "$QED_IMG" "$cmd" -h
+    head -n 1 out.txt | grep -q "^usage: qed-img $cmd " || fail "$cmd -h: wrong usage line"
+    grep -q '^Examples:' out.txt || fail "$cmd --help has no examples"
+done
+
+for opt in --version -V; do
+    "$QED_IMG" $opt >out.txt || fail "$opt exited $?"
+    head -n 1 out.txt | grep -Eq '^qed-img version [0-9]+\.[0-9]+\.[0-9]+$' ||
+        fail "$opt: $(head -n 1 out.txt)"
+    [ "$(wc -l <out.txt)" -eq 2 ] || fail "$opt prints $(wc -l <out.txt) lines, expected 2"
+done
+
+# The examples of each help text, run in order as written.
+qemu-img create -q -f raw base.raw 1M
+for cmd in create info; do
+    "$QED_IMG" "$cmd" --help | sed -n '/^Examples:/,$p' | sed -n 's/^  qed-img //p' >examples.txt
+    [ -s examples.txt ] || fail "$cmd --help: no example found"
+    while read -r example; do
+        # shellcheck disable=SC2086
+        "$QED_IMG" $example >/dev/null || fail "example 'qed-img $example' failed"
+    done <examples.txt
+done
+qemu-img check -q disk.qed || fail "the example image does not pass qemu-img check"
+
+# Usage errors: the message of qemu-img (with its name), then exit status 1.
+compare_error() {
+    compare_runs . . "$@"
+    [ "$qemu_status" -eq 1 ] || fail "'qemu-img $*' exited $qemu_status, expected 1"
+}
+compare_error
+compare_error frobnicate
+compare_error --frobnicate
+compare_error -x info disk.qed
+compare_error info
+compare_error info --frobnicate disk.qed
+compare_error info disk.qed --output
+compare_error info -f
+compare_error create -f qed -b
+compare_error create -f qed --frobnicate disk.qed
+
+# Files that cannot be used: exit status 1 and the file named.
+assert_error_names() {
+    want=$1
+    shift
+    set +e
+    "$@" >/dev/null 2>err.txt
+    status=$?
+    set -e
+    [ "$status" -eq 1 ] || fail "'$*' exited $status, expected 1"
+    grep -qF "$want" err.txt || fail "'$*' does not name $want: $(cat err.txt)"
+    [ "$(grep -c '^qed-img: ' err.txt)" -ge 1 ] || fail "'$*': no 'qed-img:' prefix"
+}
+mkdir adir
+printf 'not an image' >text.txt
+assert_error_names missing.qed "$QED_IMG" info missing.qed
+assert_error_names adir "$QED_IMG" info adir
+assert_error_names text.txt "$QED_IMG" info -f qed text.txt
+assert_error_names text.txt "$QED_IMG" info --output=json -f qed text.txt
+assert_error_names nodir/x.qed "$QED_IMG" create -f qed nodir/x.qed 1M
+assert_error_names adir "$QED_IMG" create -f qed adir 1M
+assert_error_names missing.raw "$QED_IMG" create -f qed -b missing.raw -F raw x.qed
+assert_error_names x.qed "$QED_IMG" create -f qed -o cluster_size=3k x.qed 1M
+[ ! -e missing.qed ] || fail "info created the file it could not open"
+
+report_mismatches

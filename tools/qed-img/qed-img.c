@@ -1,0 +1,200 @@
+/*
+ * qed-img: entry point. Parses the global options, finds the command in the
+ * command table and runs it; holds the help texts and the error helpers that
+ * every command shares, so that messages look like qemu-img's.
+ */
+#include "qed-img.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <qed.h>
+
+/* New commands (check, convert, map, compare, resize...) go here. */
+static const ImgCommand *const commands[] = {
+    &img_create_command,
+    &img_info_command,
+};
+
+static void report(const char *fmt, va_list ap)
+{
+    fflush(stdout); /* keep the order of what was already printed */
+    fputs(QED_IMG_NAME ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void img_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(fmt, ap);
+    va_end(ap);
+}
+
+void img_error_exit(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(fmt, ap);
+    va_end(ap);
+    fputs("Try '" QED_IMG_NAME " --help' for more information\n", stderr);
+    exit(EXIT_FAILURE);
+}
+
+/* Prints prefix and then the synopsis, wrapped under its own start so that
+ * lines stay within 80 columns; breaks only between bracketed groups. */
+static void print_synopsis(const char *prefix, const char *synopsis)
+{
+    const int width = 79;
+    int indent = (int)strlen(prefix);
+    int column = indent;
+    const char *p = synopsis;
+
+    fputs(prefix, stdout);
+    while (*p) {
+        /* one unit: up to the next space outside brackets */
+        int depth = 0;
+        const char *end = p;
+        while (*end && (*end != ' ' || depth > 0)) {
+            depth += (*end == '[') - (*end == ']');
+            end++;
+        }
+        int len = (int)(end - p);
+        if (column > indent && column + 1 + len > width) {
+            printf("\n%*s", indent, "");
+            column = indent;
+        } else if (column > indent) {
+            putchar(' ');
+            column++;
+        }
+        printf("%.*s", len, p);
+        column += len;
+        p = *end ? end + 1 : end;
+    }
+    putchar('\n');
+}
+
+void img_command_help(const ImgCommand *cmd)
+{
+    char *prefix = g_strdup_printf("usage: " QED_IMG_NAME " %s ", cmd->name);
+
+    print_synopsis(prefix, cmd->synopsis);
+    g_free(prefix); /* before exit(), which skips g_autofree */
+    printf("\n%s", cmd->help);
+    exit(EXIT_SUCCESS);
+}
+
+int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_opts,
+               const struct option *long_opts)
+{
+    /* short_opts starts with ':' so that a missing argument is told apart
+     * from an unknown option, as qemu-img does. */
+    int c = getopt_long(argc, argv, short_opts, long_opts, NULL);
+
+    switch (c) {
+    case ':':
+        img_error_exit("missing argument for option '%s'", argv[optind - 1]);
+    case '?':
+        img_error_exit("unrecognized option '%s'", argv[optind - 1]);
+    case 'h':
+        img_command_help(cmd);
+    default:
+        return c;
+    }
+}
+
+static G_NORETURN void print_help(void)
+{
+    printf("usage: " QED_IMG_NAME " [-h | --help] [-V | --version] COMMAND [COMMAND OPTIONS]\n"
+           "\n"
+           "Create and inspect QED (QEMU Enhanced Disk) images. The commands take the\n"
+           "options of qemu-img and print what qemu-img 7.2 prints, so that scripts\n"
+           "written for qemu-img work unchanged on QED and raw images.\n"
+           "\n"
+           "Options:\n"
+           "  -h, --help       display this help and exit\n"
+           "  -V, --version    output version information and exit\n"
+           "\n"
+           "Commands:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+        printf("  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    }
+    printf("\n"
+           "Run '" QED_IMG_NAME " COMMAND --help' for the options of one command.\n"
+           "\n"
+           "Command syntax:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+        g_autofree char *prefix = g_strdup_printf("  %s ", commands[i]->name);
+        print_synopsis(prefix, commands[i]->synopsis);
+    }
+    printf("\n"
+           "Parameters:\n"
+           "  'filename' is a disk image file name; relative backing file names are\n"
+           "    found in the directory of the image that names them\n"
+           "  'fmt' is the image format, 'qed' or 'raw'; when omitted, an existing\n"
+           "    image is probed\n"
+           "  'size' is a number of bytes with an optional suffix: 'k' or 'K' (1024),\n"
+           "    'M' (1024k), 'G' (1024M), 'T' (1024G), 'P' (1024T), 'E' (1024P); a\n"
+           "    fraction needs a suffix ('1.5G'); 'B' means bytes\n"
+           "  'options' is a comma separated list of name=value format options;\n"
+           "    write ',,' for a comma inside a value; '-o help' lists them\n"
+           "  '-q' quiet mode: print nothing but errors\n"
+           "  '-U' force share: open the image without taking its lock\n"
+           "  '--output' takes the format of the output: 'human' or 'json'\n"
+           "\n"
+           "Exit status: 0 on success, 1 on any error.\n"
+           "\n"
+           "Supported formats: qed raw\n");
+    exit(EXIT_SUCCESS);
+}
+
+static G_NORETURN void print_version(void)
+{
+    printf(QED_IMG_NAME " version " LIBQED_VERSION "\n"
+           "Part of libqed, a standalone implementation of QEMU's QED image format.\n");
+    exit(EXIT_SUCCESS);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    /* '+': stop at the command name; its options are the command's. */
+    while ((c = getopt_long(argc, argv, "+:hV", long_options, NULL)) != -1) {
+        switch (c) {
+        case ':':
+            img_error_exit("missing argument for option '%s'", argv[optind - 1]);
+        case '?':
+            img_error_exit("unrecognized option '%s'", argv[optind - 1]);
+        case 'h':
+            print_help();
+        case 'V':
+            print_version();
+        }
+    }
+    if (optind >= argc) {
+        img_error_exit("Not enough arguments");
+    }
+
+    const char *name = argv[optind];
+    argc -= optind;
+    argv += optind;
+    optind = 0; /* restart getopt for the command's own options */
+
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+        if (strcmp(commands[i]->name, name) == 0) {
+            return commands[i]->run(argc, argv);
+        }
+    }
+    img_error_exit("Command not found: %s", name);
+}

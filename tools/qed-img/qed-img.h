@@ -1,0 +1,122 @@
+/*
+ * qed-img: the qemu-img compatible command-line tool. This header is the
+ * table of contents shared by the command files: the command table, the error
+ * helpers (only this tool prints), and the -o option lists of img-options.c.
+ */
+#ifndef QED_IMG_H
+#define QED_IMG_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#define QED_IMG_NAME "qed-img"
+
+/* ---------------------------------------------------------------- qed-img.c */
+
+/* One subcommand. run() gets argv with argv[0] == name and returns the exit
+ * status. The help text is what `qed-img NAME --help` prints. */
+typedef struct ImgCommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *synopsis; /* the options and arguments, one line */
+    const char *summary;  /* one line for the command list */
+    const char *help;     /* the full description, man-page style */
+} ImgCommand;
+
+extern const ImgCommand img_create_command;
+extern const ImgCommand img_info_command;
+
+/* Prints "qed-img: " and the message to stderr, as qemu-img's error_report. */
+void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* img_error() plus the "Try --help" hint; exits with status 1. */
+G_NORETURN void img_error_exit(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+/* Prints the help of one command to stdout and exits with status 0. */
+G_NORETURN void img_command_help(const ImgCommand *cmd);
+
+/* getopt_long() wrapper shared by every command: reports a missing argument
+ * or an unknown option the way qemu-img does (and exits 1), and answers
+ * -h/--help with the command's help. Returns the option, or -1 at the end. */
+int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_opts,
+               const struct option *long_opts);
+
+/* ------------------------------------------------------------ img-options.c */
+
+/* The -o option lists of `create` (and later convert, amend, measure), with
+ * QemuOpts' syntax and behaviour: "name=value,name2=value2", ",," for a
+ * literal comma, the last occurrence wins, "help" or "?" lists the options. */
+
+typedef enum ImgOptType {
+    IMG_OPT_STRING,
+    IMG_OPT_SIZE, /* a byte count with an optional k/M/G/T/P/E suffix */
+    IMG_OPT_BOOL, /* on/off, yes/no, true/false */
+} ImgOptType;
+
+typedef struct ImgOptDesc {
+    const char *name;
+    ImgOptType type;
+    const char *help;
+    const char *default_value; /* printed in the Formatting line when unset; may be NULL */
+    bool file_level;           /* an option of the file, not of the format */
+} ImgOptDesc;
+
+/* The values given for a list of descriptions (terminated by a NULL name). */
+typedef struct ImgOpts ImgOpts;
+
+/* Checks one -o argument (no empty element) and appends it to *list.
+ * Returns false, after printing "Invalid option list", when malformed. */
+bool img_opts_accumulate(char **list, const char *arg);
+
+/* True when the list asks for help ("help" or "?" as an element). */
+bool img_opts_wants_help(const char *list);
+
+/* Prints the options of desc sorted by name, as `-o help` does; the
+ * file-level ones only when with_file_level. */
+void img_opts_print_help(const ImgOptDesc *desc, bool with_file_level);
+
+/* Parses list (may be NULL) against desc. Returns NULL and sets *errp on an
+ * unknown name or a malformed value. Free with img_opts_free(). */
+ImgOpts *img_opts_parse(const ImgOptDesc *desc, const char *list, GError **errp);
+void img_opts_free(ImgOpts *opts);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImgOpts, img_opts_free)
+
+/* The value of an option as given (NULL when unset), and set or replace one. */
+const char *img_opts_get(const ImgOpts *opts, const char *name);
+bool img_opts_is_set(const ImgOpts *opts, const char *name);
+void img_opts_set(ImgOpts *opts, const char *name, const char *value);
+void img_opts_set_size(ImgOpts *opts, const char *name, uint64_t value);
+
+/* The parsed value of a size option; def when unset. */
+uint64_t img_opts_get_size(const ImgOpts *opts, const char *name, uint64_t def);
+
+/* "name=value name2=value2" for every option that is set or has a default,
+ * in description order: the tail of qemu-img's "Formatting" line. */
+char *img_opts_to_string(const ImgOpts *opts);
+
+/* ------------------------------------------------------------- img-json.c */
+
+/* JSON values printed the way qemu-img's --output=json prints them. */
+typedef struct ImgJson ImgJson;
+
+ImgJson *img_json_object(void);
+ImgJson *img_json_array(void);
+void img_json_free(ImgJson *json);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImgJson, img_json_free)
+
+/* Add a member to an object; add takes ownership of value. */
+void img_json_add(ImgJson *object, const char *key, ImgJson *value);
+void img_json_add_int(ImgJson *object, const char *key, int64_t value);
+void img_json_add_bool(ImgJson *object, const char *key, bool value);
+void img_json_add_string(ImgJson *object, const char *key, const char *value);
+
+/* Append to an array, taking ownership of value. */
+void img_json_append(ImgJson *array, ImgJson *value);
+
+/* The pretty-printed text without a final newline. Free with g_free. */
+char *img_json_to_string(const ImgJson *json);
+
+#endif
