@@ -64,6 +64,9 @@ typedef struct QedOpenOptions {
     const char *format;    /* "qed", "raw", or NULL to probe */
     unsigned flags;        /* QED_OPEN_* */
     size_t l2_cache_bytes; /* L2 cache budget; 0 means the default (32 MiB) */
+    unsigned clean_after_ms; /* a writable image that has been idle this long
+                              * is flushed and marked clean (NEED_CHECK
+                              * cleared); 0 means the default (5000) */
 } QedOpenOptions;
 
 /* Opens an image and, unless QED_OPEN_NO_BACKING, its backing chain (each

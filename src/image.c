@@ -96,8 +96,8 @@ static bool chain_add(GPtrArray *chain, const char *filename, GError **errp)
 
 /* Opens the image on file (owned from here on) with driver format, or the
  * probed one when NULL. */
-static QedImage *open_on(BlkDev *file, const char *name, const char *format, unsigned flags,
-                         size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
+static QedImage *open_on(BlkDev *file, const char *name, const char *format,
+                         const QedOpenOptions *opts, int depth, GPtrArray *chain, GError **errp)
 {
     const ImageDriver *drv = NULL;
     if (format) {
@@ -112,8 +112,8 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format, uns
     QedImage *img = g_new0(QedImage, 1);
     img->file = file;
     img->filename = g_strdup(name);
-    img->flags = flags;
-    img->l2_cache_bytes = l2_cache_bytes;
+    img->opts = *opts;
+    img->opts.format = NULL;
     img->drv = drv ? drv : probe_driver(file);
 
     GError *err = NULL;
@@ -127,8 +127,9 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format, uns
 }
 
 /* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
-static QedImage *image_open(const char *filename, const char *format, unsigned flags,
-                            size_t l2_cache_bytes, int depth, GPtrArray *chain, GError **errp)
+static QedImage *image_open(const char *filename, const char *format,
+                            const QedOpenOptions *opts, int depth, GPtrArray *chain,
+                            GError **errp)
 {
     if (format && !find_driver(format)) {
         g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
@@ -139,24 +140,25 @@ static QedImage *image_open(const char *filename, const char *format, unsigned f
         return NULL;
     }
     unsigned blk_flags = 0;
-    if (flags & QED_OPEN_READ_ONLY) {
+    if (opts->flags & QED_OPEN_READ_ONLY) {
         blk_flags |= BLK_OPEN_READ_ONLY;
     }
-    if (flags & QED_OPEN_DIRECT) {
+    if (opts->flags & QED_OPEN_DIRECT) {
         blk_flags |= BLK_OPEN_DIRECT;
     }
     BlkDev *file = blk_file_open(filename, blk_flags, errp);
     if (!file) {
         return NULL;
     }
-    return open_on(file, filename, format, flags, l2_cache_bytes, depth, chain, errp);
+    return open_on(file, filename, format, opts, depth, chain, errp);
 }
 
 QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, unsigned flags,
                          GError **errp)
 {
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
-    QedImage *img = open_on(file, name, format, flags, 0, 0, chain, errp);
+    QedOpenOptions opts = { .flags = flags };
+    QedImage *img = open_on(file, name, format, &opts, 0, chain, errp);
     g_ptr_array_unref(chain);
     return img;
 }
@@ -165,9 +167,10 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
 static int attach_backing(QedImage *img, const char *path, const char *format, int depth,
                           GPtrArray *chain, GError **errp)
 {
-    unsigned flags = QED_OPEN_READ_ONLY | (img->flags & QED_OPEN_DIRECT);
+    QedOpenOptions opts = img->opts;
+    opts.flags = QED_OPEN_READ_ONLY | (img->opts.flags & QED_OPEN_DIRECT);
     GError *err = NULL;
-    QedImage *backing = image_open(path, format, flags, img->l2_cache_bytes, depth, chain, &err);
+    QedImage *backing = image_open(path, format, &opts, depth, chain, &err);
     if (!backing) {
         int code = err->code;
         g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
@@ -246,8 +249,7 @@ QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **er
         opts = &defaults;
     }
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
-    QedImage *img = image_open(filename, opts->format, opts->flags, opts->l2_cache_bytes, 0,
-                               chain, errp);
+    QedImage *img = image_open(filename, opts->format, opts, 0, chain, errp);
     g_ptr_array_unref(chain);
     return img;
 }
@@ -266,7 +268,7 @@ int qed_close(QedImage *img, GError **errp)
 static int check_request(QedImage *img, uint64_t len, uint64_t offset, bool write,
                          GError **errp)
 {
-    if (write && (img->flags & QED_OPEN_READ_ONLY)) {
+    if (write && (img->opts.flags & QED_OPEN_READ_ONLY)) {
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
         return -EROFS;
     }
@@ -285,7 +287,7 @@ static int check_request(QedImage *img, uint64_t len, uint64_t offset, bool writ
 static int finish_write(QedImage *img, int ret, unsigned flags, GError **errp,
                         const char *what)
 {
-    if (ret == 0 && ((flags & QED_WRITE_FUA) || (img->flags & QED_OPEN_WRITETHROUGH))) {
+    if (ret == 0 && ((flags & QED_WRITE_FUA) || (img->opts.flags & QED_OPEN_WRITETHROUGH))) {
         ret = img->drv->flush(img);
     }
     if (ret < 0) {
@@ -364,7 +366,7 @@ uint64_t qed_get_size(QedImage *img)
 int qed_resize(QedImage *img, uint64_t size, GError **errp)
 {
     g_return_val_if_fail(img, -EINVAL);
-    if (img->flags & QED_OPEN_READ_ONLY) {
+    if (img->opts.flags & QED_OPEN_READ_ONLY) {
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
         return -EROFS;
     }
@@ -434,7 +436,7 @@ int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp
                     img->filename, img->drv->format_name);
         return -ENOTSUP;
     }
-    if (fix && (img->flags & QED_OPEN_READ_ONLY)) {
+    if (fix && (img->opts.flags & QED_OPEN_READ_ONLY)) {
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
         return -EROFS;
     }

@@ -17,8 +17,7 @@ struct QedImage {
     BlkDev *file;           /* owned */
     QedImage *backing;      /* owned; NULL without one (or with QED_OPEN_NO_BACKING) */
     char *filename;         /* as given by the caller */
-    unsigned flags;         /* QED_OPEN_* */
-    size_t l2_cache_bytes;
+    QedOpenOptions opts;    /* as opened (opts.format unused); opts.flags are QED_OPEN_* */
     uint64_t backing_size;  /* virtual size of backing, read once at open */
 };
 

@@ -148,7 +148,7 @@ static int64_t qed_filter_get_size(nbdkit_next *next, void *handle)
 
 static int qed_filter_can_write(nbdkit_next *next, void *handle)
 {
-    return !(image->flags & QED_OPEN_READ_ONLY);
+    return !(image->opts.flags & QED_OPEN_READ_ONLY);
 }
 
 static int qed_filter_can_flush(nbdkit_next *next, void *handle)

@@ -193,31 +193,9 @@ int qed_check_repair(QedState *s, GError **errp)
         g_set_error(errp, QED_ERROR, -ret, "Image corrupted");
         return ret;
     }
-    /* A crash can leave the last cluster sticking out past the end of the
-     * file; make every cluster whole again before the image is marked clean. */
-    int64_t length = blk_get_length(s->file);
-    ret = length < 0 ? (int)length : 0;
-    if (ret == 0 && (uint64_t)length < s->file_end) {
-        ret = blk_truncate(s->file, s->file_end);
-    }
-    if (ret == 0) {
-        ret = blk_flush(s->file);
-    }
-    if (ret < 0) {
-        pthread_mutex_unlock(&s->alloc_lock);
-        g_set_error(errp, QED_ERROR, -ret, "Failed to repair the image");
-        return ret;
-    }
-    /* Consistent again: the mark can go. */
-    QedHeader h = s->header;
-    h.features &= ~QED_F_NEED_CHECK;
-    ret = qed_write_header(s, &h);
-    if (ret == 0) {
-        ret = blk_flush(s->file);
-    }
-    if (ret == 0) {
-        s->header.features = h.features;
-    }
+    /* Consistent again: make every cluster whole (a crash can leave the last
+     * one sticking out past the end of the file), and the mark can go. */
+    ret = qed_mark_clean_locked(s);
     pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
         g_set_error(errp, QED_ERROR, -ret, "Failed to update header");

@@ -78,6 +78,15 @@ typedef struct QedState {
     uint32_t l1_nelems;     /* lock; entries that cover image_size */
     QedL2Cache l2_cache;    /* lock */
     uint64_t file_end;      /* lock; offset of the next cluster to allocate */
+
+    /* The cleaner thread marks a writable image clean once no metadata has
+     * changed for clean_after_us (qed.c). */
+    pthread_t cleaner;
+    bool cleaner_started;
+    bool cleaner_stop;          /* lock */
+    pthread_cond_t cleaner_cond; /* lock; CLOCK_MONOTONIC */
+    int64_t last_change_us;     /* lock; monotonic time of the last metadata change */
+    int64_t clean_after_us;
 } QedState;
 
 static inline QedState *qed_state(QedImage *img)
@@ -119,6 +128,9 @@ static inline uint32_t qed_l1_nelems_for(const QedState *s, uint64_t image_size)
 
 /* qed.c */
 int qed_set_need_check(QedState *s); /* called with alloc_lock held */
+/* Grows the file over every allocated cluster, flushes, clears NEED_CHECK
+ * and flushes again. Called with alloc_lock held. */
+int qed_mark_clean_locked(QedState *s);
 uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 bool qed_cluster_size_valid(uint32_t cluster_size);
 bool qed_table_size_valid(uint32_t table_size);

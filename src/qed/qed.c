@@ -13,6 +13,9 @@
 #include <inttypes.h>
 #include <string.h>
 
+static int start_cleaner(QedState *s);
+static void stop_cleaner(QedState *s);
+
 bool qed_cluster_size_valid(uint32_t cluster_size)
 {
     return cluster_size >= QED_MIN_CLUSTER_SIZE && cluster_size <= QED_MAX_CLUSTER_SIZE &&
@@ -204,6 +207,7 @@ static int read_backing_name(QedState *s, GError **errp)
 
 static void qed_free_state(QedState *s)
 {
+    stop_cleaner(s);
     if (s->l2_cache.tables) {
         qed_l2_cache_destroy(&s->l2_cache);
     }
@@ -213,6 +217,7 @@ static void qed_free_state(QedState *s)
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->alloc_lock);
     pthread_cond_destroy(&s->l2_loaded);
+    pthread_cond_destroy(&s->cleaner_cond);
     g_free(s);
 }
 
@@ -221,10 +226,15 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     QedState *s = g_new0(QedState, 1);
     s->img = img;
     s->file = img->file;
-    s->read_only = img->flags & QED_OPEN_READ_ONLY;
+    s->read_only = img->opts.flags & QED_OPEN_READ_ONLY;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->alloc_lock, NULL);
     pthread_cond_init(&s->l2_loaded, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cleaner_cond, &attr);
+    pthread_condattr_destroy(&attr);
     img->opaque = s;
 
     uint8_t hbuf[QED_HEADER_BYTES];
@@ -276,7 +286,7 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
         goto fail;
     }
     qed_l2_cache_init(&s->l2_cache,
-                      img->l2_cache_bytes ? img->l2_cache_bytes : QED_DEFAULT_L2_CACHE_BYTES);
+                      img->opts.l2_cache_bytes ? img->opts.l2_cache_bytes : QED_DEFAULT_L2_CACHE_BYTES);
 
     if (s->file->fixed_length) {
         ret = qed_find_image_end(s);
@@ -292,7 +302,7 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
         }
     }
 
-    if (s->backing_name && !(img->flags & QED_OPEN_NO_BACKING)) {
+    if (s->backing_name && !(img->opts.flags & QED_OPEN_NO_BACKING)) {
         const char *fmt = s->header.features & QED_F_BACKING_FORMAT_NO_PROBE ? "raw" : NULL;
         ret = image_open_backing(img, s->backing_name, fmt, depth, chain, errp);
         if (ret < 0) {
@@ -311,8 +321,20 @@ fail:
 
 int qed_set_need_check(QedState *s)
 {
-    if (s->header.features & QED_F_NEED_CHECK) {
+    pthread_mutex_lock(&s->lock);
+    s->last_change_us = g_get_monotonic_time();
+    bool set = s->header.features & QED_F_NEED_CHECK;
+    pthread_mutex_unlock(&s->lock);
+    if (set) {
         return 0;
+    }
+    /* The cleaner starts with the first change, not at open: a process that
+     * forks after opening (nbdkit does) would lose it otherwise. */
+    if (!s->cleaner_started) {
+        int ret = start_cleaner(s);
+        if (ret < 0) {
+            return ret;
+        }
     }
     QedHeader h = s->header;
     h.features |= QED_F_NEED_CHECK;
@@ -323,15 +345,16 @@ int qed_set_need_check(QedState *s)
     if (ret == 0) {
         pthread_mutex_lock(&s->lock);
         s->header.features |= QED_F_NEED_CHECK;
+        pthread_cond_signal(&s->cleaner_cond);
         pthread_mutex_unlock(&s->lock);
     }
     return ret;
 }
 
 /* Grows the file over every allocated cluster, so that no cluster sticks
- * out past its end once a flush returns. Grow-only, so it cannot race with
- * writes that extend the file further. */
-static int extend_file(QedState *s)
+ * out past its end once a flush returns. Called with alloc_lock held, which
+ * keeps allocations (the only writes that grow the file) out meanwhile. */
+static int extend_file_locked(QedState *s)
 {
     pthread_mutex_lock(&s->lock);
     uint64_t end = s->file_end;
@@ -343,14 +366,107 @@ static int extend_file(QedState *s)
     if ((uint64_t)length >= end) {
         return 0;
     }
-    pthread_mutex_lock(&s->alloc_lock);
-    length = blk_get_length(s->file);
-    int ret = length < 0 ? (int)length : 0;
-    if (ret == 0 && (uint64_t)length < end) {
-        ret = blk_truncate(s->file, end);
+    return blk_truncate(s->file, end);
+}
+
+static int extend_file(QedState *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t end = s->file_end;
+    pthread_mutex_unlock(&s->lock);
+    int64_t length = blk_get_length(s->file);
+    if (length >= 0 && (uint64_t)length >= end) {
+        return 0; /* the common case, without the allocation lock */
     }
+    pthread_mutex_lock(&s->alloc_lock);
+    int ret = extend_file_locked(s);
     pthread_mutex_unlock(&s->alloc_lock);
     return ret;
+}
+
+int qed_mark_clean_locked(QedState *s)
+{
+    int ret = extend_file_locked(s);
+    if (ret == 0) {
+        ret = blk_flush(s->file);
+    }
+    if (ret < 0 || !(s->header.features & QED_F_NEED_CHECK)) {
+        return ret;
+    }
+    QedHeader h = s->header;
+    h.features &= ~QED_F_NEED_CHECK;
+    ret = qed_write_header(s, &h);
+    if (ret == 0) {
+        ret = blk_flush(s->file);
+    }
+    if (ret == 0) {
+        pthread_mutex_lock(&s->lock);
+        s->header.features = h.features;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return ret;
+}
+
+/* The cleaner: waits until NEED_CHECK is set and no metadata has changed for
+ * clean_after_us, then marks the image clean, so that a long-running export
+ * is not left dirty. Failures are left for close to report. */
+static void *cleaner_main(void *opaque)
+{
+    QedState *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    while (!s->cleaner_stop) {
+        if (!(s->header.features & QED_F_NEED_CHECK)) {
+            pthread_cond_wait(&s->cleaner_cond, &s->lock);
+            continue;
+        }
+        int64_t deadline = s->last_change_us + s->clean_after_us;
+        if (g_get_monotonic_time() < deadline) {
+            struct timespec ts = { .tv_sec = deadline / G_USEC_PER_SEC,
+                                   .tv_nsec = (deadline % G_USEC_PER_SEC) * 1000 };
+            pthread_cond_timedwait(&s->cleaner_cond, &s->lock, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&s->alloc_lock);
+        pthread_mutex_lock(&s->lock);
+        bool still_idle = g_get_monotonic_time() >= s->last_change_us + s->clean_after_us;
+        pthread_mutex_unlock(&s->lock);
+        if (still_idle && qed_mark_clean_locked(s) < 0) {
+            /* Try again after another idle period rather than spin. */
+            pthread_mutex_lock(&s->lock);
+            s->last_change_us = g_get_monotonic_time();
+            pthread_mutex_unlock(&s->lock);
+        }
+        pthread_mutex_unlock(&s->alloc_lock);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static int start_cleaner(QedState *s)
+{
+    unsigned ms = s->img->opts.clean_after_ms ? s->img->opts.clean_after_ms : 5000;
+    s->clean_after_us = (int64_t)ms * 1000;
+    int err = pthread_create(&s->cleaner, NULL, cleaner_main, s);
+    if (err) {
+        return -err;
+    }
+    s->cleaner_started = true;
+    return 0;
+}
+
+static void stop_cleaner(QedState *s)
+{
+    if (!s->cleaner_started) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->cleaner_stop = true;
+    pthread_cond_signal(&s->cleaner_cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->cleaner, NULL);
+    s->cleaner_started = false;
 }
 
 static int qed_drv_flush(QedImage *img)
@@ -571,32 +687,19 @@ static void qed_drv_get_info(QedImage *img, QedInfo *info)
         (s->backing_name && (info->features & QED_F_BACKING_FORMAT_NO_PROBE)) ? "raw" : NULL;
 }
 
-/* Flushes and, when this handle dirtied the image, clears NEED_CHECK. */
+/* Flushes and clears NEED_CHECK. */
 static int qed_drv_shutdown(QedImage *img, GError **errp)
 {
     QedState *s = qed_state(img);
+    stop_cleaner(s);
     if (s->read_only) {
         return 0;
     }
-    int ret = qed_drv_flush(img);
-    if (ret < 0) {
-        return image_error(img, errp, ret, "Failed to flush");
-    }
     pthread_mutex_lock(&s->alloc_lock);
-    if (s->header.features & QED_F_NEED_CHECK) {
-        QedHeader h = s->header;
-        h.features &= ~QED_F_NEED_CHECK;
-        ret = qed_write_header(s, &h);
-        if (ret == 0) {
-            ret = blk_flush(s->file);
-        }
-        if (ret == 0) {
-            s->header.features = h.features;
-        }
-    }
+    int ret = qed_mark_clean_locked(s);
     pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
-        return image_error(img, errp, ret, "Failed to mark the image clean");
+        return image_error(img, errp, ret, "Failed to flush and mark the image clean");
     }
     return 0;
 }

@@ -100,6 +100,35 @@ static void test_close_clears_need_check(void)
     assert_qemu_clean(path);
 }
 
+static bool header_need_check(const char *path)
+{
+    g_autoptr(GBytes) b = tu_file_bytes(path);
+    return ((const uint8_t *)g_bytes_get_data(b, NULL))[16] & QED_F_NEED_CHECK;
+}
+
+/* An image that stays open but idle is marked clean after a while, so a
+ * long-running export does not stay dirty; the next write dirties it again. */
+static void test_idle_image_is_marked_clean(void)
+{
+    g_autofree char *path = tu_create("idle.qed", MiB, 0, NULL, NULL);
+    QedOpenOptions o = { .clean_after_ms = 200 };
+    GError *err = NULL;
+    QedImage *img = qed_open(path, &o, &err);
+    g_assert_no_error(err);
+    char data[512] = "idle";
+    for (int round = 0; round < 2; round++) {
+        TU_OK(qed_pwrite(img, data, sizeof(data), (uint64_t)round * 65536, 0, &tu_err));
+        g_assert_true(header_need_check(path));
+        gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+        while (header_need_check(path) && g_get_monotonic_time() < deadline) {
+            g_usleep(20000);
+        }
+        g_assert_false(header_need_check(path));
+        assert_qemu_clean(path); /* clean while still open */
+    }
+    TU_OK(qed_close(img, &tu_err));
+}
+
 /* QED exists for its few I/Os: count them on the file. */
 static void test_allocating_write_io_count(void)
 {
@@ -255,6 +284,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/create-layout-is-qemus", test_create_layout_is_qemus);
     g_test_add_func("/rw/random-io-matches-model", test_random_io_matches_model);
     g_test_add_func("/rw/close-clears-need-check", test_close_clears_need_check);
+    g_test_add_func("/rw/idle-image-is-marked-clean", test_idle_image_is_marked_clean);
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
     g_test_add_func("/rw/resize-grows-only", test_resize_grows_only);
