@@ -53,6 +53,16 @@ assert_status() {
     [ "$got" -eq "$want" ] || fail "'$*' exited $got, expected $want"
 }
 
+# nbdkit, with the sanitizer runtime preloaded when the plugin under test
+# was built with one (nbdkit itself is not, so its leaks are not ours).
+run_nbdkit() {
+    if [ -n "${NBDKIT_PRELOAD:-}" ]; then
+        LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0 nbdkit "$@"
+    else
+        nbdkit "$@"
+    fi
+}
+
 # Starts nbdkit in the foreground of a background job, serving on the Unix
 # socket $1 with the remaining arguments; it is stopped when the test exits.
 # Sets NBDKIT_PID. Fails if the socket does not appear within 20 seconds.
@@ -60,7 +70,14 @@ start_nbdkit() {
     _sock=$1
     shift
     rm -f "$_sock"
-    nbdkit --exit-with-parent -f -U "$_sock" "$@" &
+    # Not through run_nbdkit: $! must be nbdkit itself, so that stop_nbdkit
+    # can wait for it to close the image.
+    if [ -n "${NBDKIT_PRELOAD:-}" ]; then
+        LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0 \
+            nbdkit --exit-with-parent -f -U "$_sock" "$@" &
+    else
+        nbdkit --exit-with-parent -f -U "$_sock" "$@" &
+    fi
     NBDKIT_PID=$!
     on_exit "kill $NBDKIT_PID 2>/dev/null"
     _i=0

@@ -42,7 +42,7 @@ qemu-io -f raw -c 'write -q -P 0x5a 0 4M' base.raw
 "$QED_IMG" create -q -f qed -b base.raw -F raw top.qed 4M
 truncate -s 8M top.qed
 set +e
-nbdkit -f -U "$T/never.sock" --filter="$FILTER" file top.qed >refusal.txt 2>&1
+run_nbdkit -f -U "$T/never.sock" --filter="$FILTER" file top.qed >refusal.txt 2>&1
 status=$?
 set -e
 [ "$status" -ne 0 ] || fail "the filter served an image without its backing file"
