@@ -1,8 +1,9 @@
 /*
  * A POSIX file under the blk seam: pread/pwrite/fdatasync/ftruncate/fallocate.
- * With O_DIRECT, unaligned requests go through an aligned bounce buffer; the
- * read-modify-write of a partial block is serialized so that two unaligned
- * writes into one block cannot undo each other.
+ * With O_DIRECT, unaligned requests go through an aligned bounce buffer. The
+ * read-modify-write of a partial block holds rmw_lock exclusively and every
+ * other write or hole punch holds it shared, so that no concurrent write
+ * into the same block can be undone by the stale copy the RMW writes back.
  */
 #include "blk/blk.h"
 
@@ -22,7 +23,7 @@ typedef struct BlkFile {
     BlkDev dev;
     int fd;
     bool direct;
-    pthread_mutex_t rmw_lock; /* serializes unaligned writes under O_DIRECT */
+    pthread_rwlock_t rmw_lock; /* O_DIRECT: exclusive for read-modify-write */
 } BlkFile;
 
 static BlkFile *to_file(BlkDev *dev)
@@ -119,7 +120,13 @@ static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset
 {
     BlkFile *f = to_file(dev);
     if (is_aligned(f, buf, len, offset)) {
-        return write_full(f->fd, buf, len, offset);
+        if (!f->direct) {
+            return write_full(f->fd, buf, len, offset);
+        }
+        pthread_rwlock_rdlock(&f->rmw_lock);
+        int ret = write_full(f->fd, buf, len, offset);
+        pthread_rwlock_unlock(&f->rmw_lock);
+        return ret;
     }
     uint64_t start;
     size_t span;
@@ -128,7 +135,7 @@ static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset
         return -ENOMEM;
     }
     uint8_t *b = align_ptr(raw);
-    pthread_mutex_lock(&f->rmw_lock);
+    pthread_rwlock_wrlock(&f->rmw_lock);
     struct stat st;
     int ret = fstat(f->fd, &st) < 0 ? -errno : 0;
     if (ret == 0 && (start != offset || span != len)) {
@@ -147,7 +154,7 @@ static int file_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset
         ftruncate(f->fd, (off_t)want) < 0) {
         ret = -errno;
     }
-    pthread_mutex_unlock(&f->rmw_lock);
+    pthread_rwlock_unlock(&f->rmw_lock);
     g_free(raw);
     return ret;
 }
@@ -180,12 +187,16 @@ static int file_truncate(BlkDev *dev, uint64_t length)
 static int file_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     BlkFile *f = to_file(dev);
-    if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
-                  (off_t)len) == 0) {
-        return 0;
+    if (f->direct) {
+        pthread_rwlock_rdlock(&f->rmw_lock);
     }
-    if (errno != EOPNOTSUPP && errno != ENOSYS) {
-        return -errno;
+    int ret = fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                        (off_t)len) == 0 ? 0 : -errno;
+    if (f->direct) {
+        pthread_rwlock_unlock(&f->rmw_lock);
+    }
+    if (ret != -EOPNOTSUPP && ret != -ENOSYS) {
+        return ret;
     }
     /* No hole punching here: write zeros, in bounded pieces. */
     size_t chunk = (size_t)MIN(len, 1024 * 1024);
@@ -193,7 +204,7 @@ static int file_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
     if (!raw) {
         return -ENOMEM;
     }
-    int ret = 0;
+    ret = 0;
     while (len > 0 && ret == 0) {
         size_t n = (size_t)MIN(len, chunk);
         ret = file_pwrite(dev, align_ptr(raw), n, offset, BLK_TAG_DATA);
@@ -248,7 +259,7 @@ static void file_close(BlkDev *dev)
 {
     BlkFile *f = to_file(dev);
     close(f->fd);
-    pthread_mutex_destroy(&f->rmw_lock);
+    pthread_rwlock_destroy(&f->rmw_lock);
     g_free(f);
 }
 
@@ -300,6 +311,6 @@ BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
     if (f->direct) {
         f->dev.request_align = DIRECT_ALIGN;
     }
-    pthread_mutex_init(&f->rmw_lock, NULL);
+    pthread_rwlock_init(&f->rmw_lock, NULL);
     return &f->dev;
 }
