@@ -1,0 +1,320 @@
+/*
+ * qed-io: exercises a QED or raw image through libqed with qemu-io's command
+ * syntax and output. This file holds the program: its options, the command
+ * loop (-c commands, else lines from stdin) and open, close and quit.
+ */
+#include "qed-io.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Turns a qemu cache mode into open flags; -EINVAL for an unknown one. */
+static int parse_cache_mode(const char *mode, unsigned *flags)
+{
+    static const struct {
+        const char *name;
+        unsigned flags;
+    } modes[] = {
+        { "none", QED_OPEN_DIRECT },
+        { "off", QED_OPEN_DIRECT },
+        { "directsync", QED_OPEN_DIRECT | QED_OPEN_WRITETHROUGH },
+        { "writeback", 0 },
+        { "unsafe", 0 },
+        { "writethrough", QED_OPEN_WRITETHROUGH },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+        if (strcmp(mode, modes[i].name) == 0) {
+            *flags = (*flags & ~(QED_OPEN_DIRECT | QED_OPEN_WRITETHROUGH)) | modes[i].flags;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* Opens filename as the current image; format NULL probes. */
+static int open_image(IoState *s, const char *filename, const char *format, unsigned flags)
+{
+    QedOpenOptions opts = { .format = format, .flags = flags };
+    GError *err = NULL;
+
+    if (s->img) {
+        io_error_report("file open already, try 'help close'");
+        return -EINVAL;
+    }
+    s->img = qed_open(filename, &opts, &err);
+    if (!s->img) {
+        io_error_report("can't open device %s: %s", filename,
+                        err ? err->message : "unknown error");
+        g_clear_error(&err);
+        return -EINVAL;
+    }
+    s->read_only = flags & QED_OPEN_READ_ONLY;
+    return 0;
+}
+
+/* Waits for the image's aio requests and reports them, then closes it. */
+static int close_image(IoState *s)
+{
+    GError *err = NULL;
+
+    io_aio_poll(s, true);
+    if (!s->img) {
+        return 0;
+    }
+    int ret = qed_close(s->img, &err);
+    s->img = NULL;
+    return io_lib_error(ret, err);
+}
+
+/* "driver=FMT" is the one block option qed-io understands. */
+static int parse_open_options(const char *optstr, const char **format)
+{
+    g_auto(GStrv) opts = g_strsplit(optstr, ",", -1);
+
+    for (char **opt = opts; *opt; opt++) {
+        if (g_str_has_prefix(*opt, "driver=")) {
+            *format = g_intern_string(*opt + strlen("driver="));
+        } else if (**opt) {
+            io_error_report("Unsupported open option '%s' (only driver= is known)", *opt);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int open_f(IoState *s, int argc, char **argv)
+{
+    unsigned flags = 0;
+    const char *format = NULL;
+    int c;
+
+    while ((c = getopt(argc, argv, "nro:t:U")) != -1) {
+        switch (c) {
+        case 'n':
+            flags = (flags & ~QED_OPEN_WRITETHROUGH) | QED_OPEN_DIRECT;
+            break;
+        case 'r':
+            flags |= QED_OPEN_READ_ONLY;
+            break;
+        case 'o':
+            if (parse_open_options(optarg, &format) < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 't':
+            if (parse_cache_mode(optarg, &flags) < 0) {
+                io_error_report("Invalid cache option: %s", optarg);
+                return -EINVAL;
+            }
+            break;
+        case 'U':
+            flags |= QED_OPEN_FORCE_SHARE;
+            break;
+        default:
+            io_print_usage(&io_open_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc - 1) {
+        io_print_usage(&io_open_cmd);
+        return -EINVAL;
+    }
+    return open_image(s, argv[optind], format, flags);
+}
+
+const IoCmd io_open_cmd = {
+    .name = "open",
+    .altname = "o",
+    .func = open_f,
+    .argmin = 1,
+    .argmax = -1,
+    .flags = IO_CMD_NOFILE_OK,
+    .args = "[-rnU] [-t cache] [-o driver=FMT] path",
+    .oneline = "open the file specified by path",
+    .help = "\n"
+            " Opens an image for the other commands; only one is open at a time.\n"
+            "\n"
+            " Example:\n"
+            " 'open -r -o driver=raw disk.img' - opens disk.img read-only as raw\n"
+            "\n"
+            " -r, -- open read-only\n"
+            " -n, -- bypass the host page cache, the same as -t none\n"
+            " -t, -- cache mode: writeback (default), writethrough, none, directsync\n"
+            " -U, -- take no lock on the image file\n"
+            " -o, -- driver=qed or driver=raw; the format is probed otherwise\n"
+            "\n",
+};
+
+static int close_f(IoState *s, int argc, char **argv)
+{
+    return close_image(s);
+}
+
+const IoCmd io_close_cmd = {
+    .name = "close",
+    .altname = "c",
+    .func = close_f,
+    .oneline = "close the current open file",
+};
+
+static int quit_f(IoState *s, int argc, char **argv)
+{
+    s->quit = true;
+    return 0;
+}
+
+const IoCmd io_quit_cmd = {
+    .name = "quit",
+    .altname = "q",
+    .func = quit_f,
+    .argmin = -1,
+    .argmax = -1,
+    .flags = IO_CMD_GLOBAL,
+    .oneline = "exit the program",
+};
+
+/* Runs the -c commands, or else every line of stdin after a prompt (the
+ * prompt is printed whether or not stdin is a terminal, as by qemu-io).
+ * Returns the last error of any command, or 0. */
+static int command_loop(IoState *s, char **cmds, int ncmds)
+{
+    int last_error = 0, ret;
+
+    if (ncmds > 0) {
+        for (int i = 0; i < ncmds && !s->quit; i++) {
+            ret = io_run_command(s, cmds[i]);
+            if (ret < 0) {
+                last_error = ret;
+            }
+        }
+        return last_error;
+    }
+
+    char *line = NULL;
+    size_t cap = 0;
+    while (!s->quit) {
+        printf("%s> ", g_get_prgname());
+        fflush(stdout);
+        ssize_t len = getline(&line, &cap, stdin);
+        if (len < 0) {
+            if (isatty(STDIN_FILENO)) {
+                printf("\n");
+            }
+            break;
+        }
+        if (len > 0 && line[len - 1] == '\n') {
+            line[len - 1] = '\0';
+        }
+        ret = io_run_command(s, line);
+        if (ret < 0) {
+            last_error = ret;
+        }
+    }
+    free(line);
+    return last_error;
+}
+
+static void usage(void)
+{
+    const char *name = g_get_prgname();
+
+    printf("Usage: %s [OPTIONS]... [-c STRING]... [file]\n"
+           "Runs qemu-io commands on a QED or raw disk image through libqed\n"
+           "\n"
+           "  -c, --cmd STRING     run this command (may be repeated); without -c,\n"
+           "                       commands are read from standard input\n"
+           "  -f, --format FMT     the image format, qed or raw (probed by default)\n"
+           "  -r, --read-only      open the image read-only\n"
+           "  -n, --nocache        bypass the host page cache, the same as -t none\n"
+           "  -t, --cache=MODE     writeback (default), writethrough, none, directsync\n"
+           "  -m, --misalign       misalign the I/O buffers (tests O_DIRECT paths)\n"
+           "  -U, --force-share    take no lock on the image file\n"
+           "  -h, --help           display this help and exit\n"
+           "  -V, --version        output version information and exit\n"
+           "\n"
+           "See '%s -c help' for the commands.\n",
+           name, name);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "cmd", required_argument, NULL, 'c' },
+        { "format", required_argument, NULL, 'f' },
+        { "read-only", no_argument, NULL, 'r' },
+        { "nocache", no_argument, NULL, 'n' },
+        { "cache", required_argument, NULL, 't' },
+        { "misalign", no_argument, NULL, 'm' },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    IoState s = { 0 };
+    GPtrArray *cmds = g_ptr_array_new();
+    const char *format = NULL;
+    unsigned flags = 0;
+    int c, ret;
+    char *prgname = g_path_get_basename(argv[0]);
+
+    g_set_prgname(prgname); /* copies the name */
+    g_free(prgname);
+    while ((c = getopt_long(argc, argv, "hVc:f:rnt:mU", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            g_ptr_array_add(cmds, optarg);
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case 'r':
+            flags |= QED_OPEN_READ_ONLY;
+            break;
+        case 'n':
+            flags = (flags & ~QED_OPEN_WRITETHROUGH) | QED_OPEN_DIRECT;
+            break;
+        case 't':
+            if (parse_cache_mode(optarg, &flags) < 0) {
+                io_error_report("Invalid cache option: %s", optarg);
+                return 1;
+            }
+            break;
+        case 'm':
+            s.misalign = true;
+            break;
+        case 'U':
+            flags |= QED_OPEN_FORCE_SHARE;
+            break;
+        case 'V':
+            printf("%s version %s (libqed)\n", g_get_prgname(), LIBQED_VERSION);
+            return 0;
+        case 'h':
+            usage();
+            return 0;
+        default:
+            usage();
+            return 1;
+        }
+    }
+    if (argc - optind > 1) {
+        usage();
+        return 1;
+    }
+
+    s.aio = io_aio_pool_new();
+    if (argc - optind == 1 && open_image(&s, argv[optind], format, flags) < 0) {
+        return 1;
+    }
+    ret = command_loop(&s, (char **)cmds->pdata, (int)cmds->len);
+    if (close_image(&s) < 0 && ret == 0) {
+        ret = -EIO;
+    }
+    io_aio_pool_free(s.aio);
+    g_ptr_array_free(cmds, TRUE);
+    return ret < 0 ? 1 : 0;
+}
