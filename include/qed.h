@@ -58,6 +58,10 @@ enum {
     QED_OPEN_DIRECT = 1u << 2,      /* O_DIRECT on the image file (cache=none) */
     QED_OPEN_WRITETHROUGH = 1u << 3, /* every write is followed by a flush */
     QED_OPEN_FORCE_SHARE = 1u << 4, /* take no lock on the file (qemu-img -U) */
+    QED_OPEN_CHECK = 1u << 5,       /* for qed_check repairs (qemu-img check -r): a writable
+                                     * open does not repair a NEED_CHECK image, and the flag
+                                     * stays set until qed_check with fix flags leaves the
+                                     * image consistent */
 };
 
 typedef struct QedOpenOptions {
@@ -156,26 +160,37 @@ QedImage *qed_get_backing(QedImage *img);
 char *qed_backing_path(const char *filename, const char *backing_name);
 
 typedef struct QedCheckResult {
-    uint64_t corruptions;        /* invalid or doubly referenced table entries found */
-    uint64_t leaks;              /* clusters in the file that nothing references */
-    uint64_t check_errors;       /* tables that could not be read */
-    uint64_t corruptions_fixed;  /* entries cleared by the repair */
-    uint64_t leaks_fixed;        /* leaked clusters reclaimed by the repair */
+    uint64_t corruptions;        /* invalid references, plus one per cluster referenced again */
+    uint64_t leaks;              /* whole clusters past the header that nothing references */
+    uint64_t check_errors;       /* tables that could not be read (leaks are then not counted) */
+    uint64_t corruptions_fixed;  /* of the corruptions, those the repair removed */
+    uint64_t leaks_fixed;        /* leaked clusters the repair cut off or reused */
     uint64_t total_clusters;     /* clusters of the virtual disk */
-    uint64_t allocated_clusters; /* data clusters referenced by valid entries */
-    uint64_t fragmented_clusters; /* data clusters not right after their predecessor */
+    uint64_t allocated_clusters; /* non-zero, non-one L2 entries (invalid ones too, as QEMU) */
+    uint64_t fragmented_clusters; /* of those, the ones not right after their predecessor */
     uint64_t image_end_offset;   /* end of the last cluster in use */
 } QedCheckResult;
 
 /* What qed_check may repair. */
 enum {
-    QED_CHECK_FIX_ERRORS = 1u << 0, /* clear invalid and duplicate entries */
-    QED_CHECK_FIX_LEAKS = 1u << 1,  /* reclaim leaked clusters at the end of the file */
+    QED_CHECK_FIX_ERRORS = 1u << 0, /* clear invalid and duplicate references; grow the file
+                                     * over a data cluster that sticks out past its end */
+    QED_CHECK_FIX_LEAKS = 1u << 1,  /* cut leaked clusters off the end of the file (only when
+                                     * no corruption is left) */
+    QED_CHECK_FIX_COMPACT = 1u << 2, /* with FIX_LEAKS: first move the clusters at the end of
+                                      * the file into leaked clusters lower down, so that
+                                      * the file shrinks. No other request may be in flight
+                                      * on the handle meanwhile */
 };
 
 /* Checks the image's metadata (qemu-img check); with fix flags, on a writable
- * handle, repairs it. Returns 0 when the check ran, whatever it found, and
- * -ENOTSUP for formats without metadata (raw). */
+ * handle, repairs it, and when the image is then consistent clears
+ * NEED_CHECK. Counts as QEMU 7.2 counts (docs/format.md lists where they
+ * differ). Every repair step leaves the image consistent but for leaks, so
+ * an interrupted repair loses nothing. Returns 0 when the check ran,
+ * whatever it found; -errno when a table could not be read (the check could
+ * not finish; check_errors counts them) or a repair failed; -ENOTSUP for
+ * formats without metadata (raw). */
 int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp);
 
 /* Counters of the I/O that reached the image file (not its backing file). */

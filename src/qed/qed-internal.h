@@ -78,6 +78,8 @@ typedef struct QedState {
     uint32_t l1_nelems;     /* lock; entries that cover image_size */
     QedL2Cache l2_cache;    /* lock */
     uint64_t file_end;      /* lock; offset of the next cluster to allocate */
+    bool unchecked;         /* alloc_lock; NEED_CHECK was found at a QED_OPEN_CHECK open and
+                             * no check has repaired the image yet: the mark must stay */
 
     /* The cleaner thread marks a writable image clean once no metadata has
      * changed for clean_after_us (qed.c). */

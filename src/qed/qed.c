@@ -295,7 +295,10 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
             goto fail;
         }
     }
-    if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only) {
+    if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only &&
+        (img->opts.flags & QED_OPEN_CHECK)) {
+        s->unchecked = true; /* the caller's qed_check repairs */
+    } else if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only) {
         ret = qed_check_repair(s, errp);
         if (ret < 0) {
             goto fail;
@@ -390,7 +393,7 @@ int qed_mark_clean_locked(QedState *s)
     if (ret == 0) {
         ret = blk_flush(s->file);
     }
-    if (ret < 0 || !(s->header.features & QED_F_NEED_CHECK)) {
+    if (ret < 0 || !(s->header.features & QED_F_NEED_CHECK) || s->unchecked) {
         return ret;
     }
     QedHeader h = s->header;

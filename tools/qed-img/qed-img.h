@@ -26,6 +26,7 @@ typedef struct ImgCommand {
     const char *help;     /* the full description, man-page style */
 } ImgCommand;
 
+extern const ImgCommand img_check_command;
 extern const ImgCommand img_create_command;
 extern const ImgCommand img_info_command;
 
