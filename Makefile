@@ -3,7 +3,8 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps check check-asan demo install clean
+.PHONY: all deps check check-asan demo install clean fuzz tsan
+FUZZ_SECONDS ?= 60
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -25,8 +26,16 @@ check-asan: deps
 demo: deps all
 	sh scripts/demo.sh $(BUILD)
 
+# libFuzzer with ASan+UBSan on the QED driver for FUZZ_SECONDS.
+fuzz: deps
+	sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The thread tests under ThreadSanitizer; any warning fails.
+tsan: deps
+	sh scripts/tsan.sh
+
 install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-tsan

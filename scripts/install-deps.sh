@@ -1,10 +1,13 @@
 #!/bin/sh
-# Installs the Debian packages that building, testing and the demo need.
+# Installs the Debian packages that building and testing need, or the ones
+# named as arguments (scripts/guest/install-guest-deps.sh names its own).
 # Idempotent and quiet when everything is already there.
 set -e
 
 packages="meson ninja-build pkg-config gcc g++ libglib2.0-dev qemu-utils
-          nbdkit nbdkit-plugin-dev libnbd-bin python3 clang"
+          nbdkit nbdkit-plugin-dev libnbd-bin python3 clang libclang-rt-14-dev
+          e2fsprogs"
+[ $# -eq 0 ] || packages="$*"
 
 missing=""
 for p in $packages; do
@@ -14,7 +17,7 @@ for p in $packages; do
 done
 [ -z "$missing" ] && exit 0
 
-echo "install-deps: installing$missing" >&2
+echo "$(basename "$0"): installing$missing" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive

@@ -114,6 +114,32 @@ const BlkLogOp *blk_log_op(BlkDev *dev, size_t i);
 GBytes *blk_log_crash_state(BlkDev *dev, GBytes *base, size_t crash_at, GRand *rand,
                             uint32_t sector, size_t *durable_ops);
 
+/* A fault injector for error-path tests (blk-fault.c): passes requests to
+ * inner, which it borrows (inner must outlive it, so that a test can look
+ * at the bytes after the image on top is closed), and fails the n-th
+ * request of one kind by countdown. */
+typedef enum BlkFaultKind {
+    BLK_FAULT_READ,  /* pread */
+    BLK_FAULT_WRITE, /* pwrite, truncate, punch_zeroes: everything that changes the device */
+    BLK_FAULT_FLUSH, /* flush */
+    BLK_FAULT_KIND_COUNT
+} BlkFaultKind;
+typedef struct BlkFault {
+    BlkFaultKind kind;
+    uint64_t nth;    /* fail the nth request of kind counted from arming (1 = the next) */
+    int error;       /* the positive errno the request fails with (EIO, ENOSPC) */
+    bool persistent; /* every later request of kind fails too; else only the nth */
+    bool lands;      /* the failing write still reaches the device (a disk may report
+                      * an error for a write it did; never for persistent repeats) */
+} BlkFault;
+BlkDev *blk_fault_new(BlkDev *inner);
+/* Arms f, replacing any fault armed before (nth 0 disarms). */
+void blk_fault_arm(BlkDev *dev, const BlkFault *f);
+/* Requests of kind seen since the device was made (failed ones included). */
+uint64_t blk_fault_calls(BlkDev *dev, BlkFaultKind kind);
+/* Requests failed so far. */
+uint64_t blk_fault_injected(BlkDev *dev);
+
 /* A copy of the contents of an in-memory device (tests). */
 GBytes *blk_mem_contents(BlkDev *dev);
 

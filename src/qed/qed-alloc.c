@@ -70,10 +70,12 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
     }
     pthread_mutex_unlock(&s->lock);
 
+    bool l1_unknown = false;
     if (new_table) {
         ret = qed_write_l2(s, t, 0, s->table_nelems);
         if (ret == 0) {
             ret = qed_write_l1_entry(s, l1_index, l2_offset);
+            l1_unknown = ret < 0;
         }
     } else {
         ret = qed_write_l2(s, t, first, (uint32_t)n);
@@ -90,6 +92,19 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
     }
     qed_l2_cache_put_locked(s, t);
     pthread_mutex_unlock(&s->lock);
+    if (l1_unknown) {
+        /* A failed write may still have reached the disk. Were the entry
+         * taken for 0 while the disk points at the new table, a later zero
+         * write or discard here would do nothing, and the data of this
+         * request would come back after a reopen: take what the disk says. */
+        uint64_t le;
+        uint64_t at = s->header.l1_table_offset + (uint64_t)l1_index * sizeof(le);
+        if (blk_pread(s->file, &le, sizeof(le), at) == 0 && GUINT64_FROM_LE(le) == l2_offset) {
+            pthread_mutex_lock(&s->lock);
+            s->l1[l1_index] = l2_offset;
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
     return ret;
 }
 
