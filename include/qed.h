@@ -78,6 +78,14 @@ typedef struct QedOpenOptions {
  * and sets *errp on failure. The handle is freed by qed_close(). */
 QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp);
 
+/* Switches an open image between read-only and read-write: flags are the
+ * open flags with QED_OPEN_READ_ONLY set or not (no other flag may change).
+ * No request may be in flight. Going read-write does what a writable open
+ * does, so an image marked NEED_CHECK is checked and repaired then; going
+ * read-only flushes and marks the image clean. On failure the handle stays
+ * as it was. */
+int qed_reopen(QedImage *img, unsigned flags, GError **errp);
+
 /* Flushes, clears NEED_CHECK when it was set by this handle, closes the
  * backing chain and frees img, even on error. NULL is a no-op. */
 int qed_close(QedImage *img, GError **errp);

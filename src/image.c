@@ -411,6 +411,22 @@ int qed_get_info(QedImage *img, QedInfo *info, GError **errp)
     return 0;
 }
 
+int qed_reopen(QedImage *img, unsigned flags, GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    if ((flags & ~QED_OPEN_READ_ONLY) != (img->opts.flags & ~QED_OPEN_READ_ONLY)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "%s: only QED_OPEN_READ_ONLY can change on reopen", img->filename);
+        return -EINVAL;
+    }
+    bool writable = !(flags & QED_OPEN_READ_ONLY);
+    int ret = img->drv->reopen(img, writable, errp);
+    if (ret == 0) {
+        img->opts.flags = flags;
+    }
+    return ret;
+}
+
 QedImage *qed_get_backing(QedImage *img)
 {
     return img ? img->backing : NULL;

@@ -40,6 +40,8 @@ struct ImageDriver {
     void (*get_info)(QedImage *img, QedInfo *info);
     /* NULL for formats without metadata to check. */
     int (*check)(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
+    /* Switches the handle between read-only and read-write. */
+    int (*reopen)(QedImage *img, bool writable, GError **errp);
     /* Prepare for close: flush and mark clean. Errors are reported. */
     int (*shutdown)(QedImage *img, GError **errp);
 };

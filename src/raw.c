@@ -84,6 +84,15 @@ static int raw_shutdown(QedImage *img, GError **errp)
     return 0;
 }
 
+static int raw_reopen(QedImage *img, bool writable, GError **errp)
+{
+    int ret = blk_reopen(img->file, !writable);
+    if (ret < 0) {
+        return image_error(img, errp, ret, "Could not reopen");
+    }
+    return 0;
+}
+
 static bool raw_probe(const uint8_t *buf, size_t len)
 {
     return true; /* anything that is no other format */
@@ -103,4 +112,5 @@ const ImageDriver raw_driver = {
     .get_size = raw_get_size,
     .get_info = raw_get_info,
     .shutdown = raw_shutdown,
+    .reopen = raw_reopen,
 };

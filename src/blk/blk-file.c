@@ -255,6 +255,26 @@ static int file_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is
     return 0;
 }
 
+static int file_reopen(BlkDev *dev, bool read_only)
+{
+    BlkFile *f = to_file(dev);
+    int flags = O_CLOEXEC | (read_only ? O_RDONLY : O_RDWR) | (f->direct ? O_DIRECT : 0);
+    /* Through /proc, so that it is the same file even if the name changed. */
+    char path[64];
+    g_snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+    int fd = open(path, flags);
+    if (fd < 0) {
+        fd = open(dev->filename, flags);
+    }
+    if (fd < 0) {
+        return -errno;
+    }
+    int old = f->fd;
+    f->fd = fd;
+    close(old);
+    return 0;
+}
+
 static void file_close(BlkDev *dev)
 {
     BlkFile *f = to_file(dev);
@@ -273,6 +293,7 @@ static const BlkOps blk_file_ops = {
     .punch_zeroes = file_punch_zeroes,
     .allocated_bytes = file_allocated_bytes,
     .data_status = file_data_status,
+    .reopen = file_reopen,
     .close = file_close,
 };
 

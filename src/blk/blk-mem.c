@@ -111,6 +111,11 @@ static int mem_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
     return 0;
 }
 
+static int mem_reopen(BlkDev *dev, bool read_only)
+{
+    return 0; /* memory has no mode to change; blk.c records read_only */
+}
+
 static void mem_close(BlkDev *dev)
 {
     BlkMem *m = to_mem(dev);
@@ -127,6 +132,7 @@ static const BlkOps blk_mem_ops = {
     .get_length = mem_get_length,
     .truncate = mem_truncate,
     .punch_zeroes = mem_punch_zeroes,
+    .reopen = mem_reopen,
     .close = mem_close,
 };
 

@@ -109,6 +109,25 @@ int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
     return dev->ops->data_status(dev, offset, len, is_data, run);
 }
 
+int blk_reopen(BlkDev *dev, bool read_only)
+{
+    if (read_only == dev->read_only) {
+        return 0;
+    }
+    if (!dev->ops->reopen) {
+        if (!read_only) {
+            return -EROFS;
+        }
+        dev->read_only = true; /* nothing to reopen: just stop writing */
+        return 0;
+    }
+    int ret = dev->ops->reopen(dev, read_only);
+    if (ret == 0) {
+        dev->read_only = read_only;
+    }
+    return ret;
+}
+
 void blk_get_stats(BlkDev *dev, BlkStats *stats)
 {
     uint64_t *src = (uint64_t *)&dev->stats;

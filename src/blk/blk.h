@@ -47,6 +47,8 @@ typedef struct BlkOps {
      * len): false for a hole that reads as zeros. */
     int (*data_status)(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
                        uint64_t *run);
+    /* Reopens the device read-only or read-write (optional). */
+    int (*reopen)(BlkDev *dev, bool read_only);
     void (*close)(BlkDev *dev);
 } BlkOps;
 
@@ -87,6 +89,7 @@ int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len);
 int64_t blk_allocated_bytes(BlkDev *dev);
 int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
                     uint64_t *run);
+int blk_reopen(BlkDev *dev, bool read_only);
 void blk_get_stats(BlkDev *dev, BlkStats *stats);
 void blk_close(BlkDev *dev);
 

@@ -221,6 +221,41 @@ static void qed_free_state(QedState *s)
     g_free(s);
 }
 
+/* Unknown autoclear bits mean an older program changed the image without
+ * knowing their features: a writable open knocks them out so that their
+ * meaning lapses. */
+static int clear_autoclear(QedState *s, GError **errp)
+{
+    if (s->header.autoclear_features == 0) {
+        return 0;
+    }
+    QedHeader h = s->header;
+    h.autoclear_features = 0;
+    int ret = qed_write_header(s, &h);
+    if (ret == 0) {
+        ret = blk_flush(s->file);
+    }
+    if (ret < 0) {
+        return open_error(errp, -ret, "Failed to update header");
+    }
+    s->header.autoclear_features = 0;
+    return 0;
+}
+
+/* A writable handle on an image marked NEED_CHECK repairs it before use,
+ * unless the caller asked to run the check itself (QED_OPEN_CHECK). */
+static int repair_if_needed(QedState *s, GError **errp)
+{
+    if (!(s->header.features & QED_F_NEED_CHECK)) {
+        return 0;
+    }
+    if (s->img->opts.flags & QED_OPEN_CHECK) {
+        s->unchecked = true; /* the caller's qed_check repairs */
+        return 0;
+    }
+    return qed_check_repair(s, errp);
+}
+
 static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **errp)
 {
     QedState *s = g_new0(QedState, 1);
@@ -260,16 +295,9 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
         }
     }
 
-    /* Unknown autoclear bits mean an older program changed the image without
-     * knowing their features: knock them out so their meaning lapses. */
-    if (s->header.autoclear_features != 0 && !s->read_only) {
-        s->header.autoclear_features = 0;
-        ret = qed_write_header(s, &s->header);
-        if (ret == 0) {
-            ret = blk_flush(s->file);
-        }
+    if (!s->read_only) {
+        ret = clear_autoclear(s, errp);
         if (ret < 0) {
-            ret = open_error(errp, -ret, "Failed to update header");
             goto fail;
         }
     }
@@ -295,11 +323,8 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
             goto fail;
         }
     }
-    if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only &&
-        (img->opts.flags & QED_OPEN_CHECK)) {
-        s->unchecked = true; /* the caller's qed_check repairs */
-    } else if ((s->header.features & QED_F_NEED_CHECK) && !s->read_only) {
-        ret = qed_check_repair(s, errp);
+    if (!s->read_only) {
+        ret = repair_if_needed(s, errp);
         if (ret < 0) {
             goto fail;
         }
@@ -451,6 +476,7 @@ static int start_cleaner(QedState *s)
 {
     unsigned ms = s->img->opts.clean_after_ms ? s->img->opts.clean_after_ms : 5000;
     s->clean_after_us = (int64_t)ms * 1000;
+    s->cleaner_stop = false;
     int err = pthread_create(&s->cleaner, NULL, cleaner_main, s);
     if (err) {
         return -err;
@@ -707,6 +733,48 @@ static int qed_drv_shutdown(QedImage *img, GError **errp)
     return 0;
 }
 
+/* Switches between read-only and read-write (no request may be in flight).
+ * Going writable does what a writable open does: autoclear bits go and a
+ * NEED_CHECK image is repaired. Going read-only marks the image clean. */
+static int qed_drv_reopen(QedImage *img, bool writable, GError **errp)
+{
+    QedState *s = qed_state(img);
+    if (writable == !s->read_only) {
+        return 0;
+    }
+    int ret;
+    if (!writable) {
+        stop_cleaner(s);
+        pthread_mutex_lock(&s->alloc_lock);
+        ret = qed_mark_clean_locked(s);
+        pthread_mutex_unlock(&s->alloc_lock);
+        if (ret < 0) {
+            return image_error(img, errp, ret, "Failed to flush and mark the image clean");
+        }
+    }
+    ret = blk_reopen(s->file, !writable);
+    if (ret < 0) {
+        return image_error(img, errp, ret, writable ? "Could not reopen read-write"
+                                                    : "Could not reopen read-only");
+    }
+    s->read_only = !writable;
+    if (!writable) {
+        return 0;
+    }
+    GError *err = NULL;
+    ret = clear_autoclear(s, &err);
+    if (ret == 0) {
+        ret = repair_if_needed(s, &err);
+    }
+    if (ret < 0) {
+        /* Back to read-only: the image must not be written unrepaired. */
+        blk_reopen(s->file, true);
+        s->read_only = true;
+        g_propagate_prefixed_error(errp, err, "%s: ", img->filename);
+    }
+    return ret;
+}
+
 static void qed_drv_close(QedImage *img)
 {
     if (img->opaque) {
@@ -740,4 +808,5 @@ const ImageDriver qed_driver = {
     .get_info = qed_drv_get_info,
     .check = qed_driver_check,
     .shutdown = qed_drv_shutdown,
+    .reopen = qed_drv_reopen,
 };

@@ -4,6 +4,7 @@
  */
 #include "testutil.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "blk/blk.h"
@@ -278,6 +279,45 @@ static void test_writable_open_repairs_need_check(void)
     TU_OK(qed_close(img, &tu_err));
 }
 
+/* A read-only handle reopened read-write checks and repairs the image then,
+ * as a writable open would (QEMU forgets to); back to read-only it is clean. */
+static void test_reopen_writable_repairs(void)
+{
+    g_autofree char *path = tu_create("reopen.qed", 4 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t buf[4096];
+    memset(buf, 7, sizeof(buf));
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 0, 0, &tu_err));
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 65536, 0, &tu_err));
+    TU_OK(qed_close(img, &tu_err));
+    tu_patch_le(path, 16, QED_F_NEED_CHECK, 8);
+    tu_patch_le(path, 6 * 65536 + 8, 1ull << 40, 8); /* cluster 1 points far away */
+
+    img = tu_open(path, QED_OPEN_READ_ONLY);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions, ==, 1);
+    TU_OK(qed_reopen(img, 0, &tu_err));
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    QedInfo info;
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    g_assert_false(info.need_check);
+    TU_OK(qed_pwrite(img, buf, sizeof(buf), 2 * 65536, 0, &tu_err));
+
+    TU_OK(qed_reopen(img, QED_OPEN_READ_ONLY, &tu_err));
+    g_assert_false(header_need_check(path));
+    GError *err = NULL;
+    g_assert_cmpint(qed_pwrite(img, buf, 512, 0, 0, &err), ==, -EROFS);
+    g_clear_error(&err);
+    g_assert_cmpint(qed_reopen(img, QED_OPEN_NO_BACKING, &err), ==, -EINVAL);
+    g_clear_error(&err);
+    TU_OK(qed_pread(img, buf, sizeof(buf), 2 * 65536, &tu_err));
+    g_assert_cmpuint(buf[0], ==, 7);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -285,6 +325,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/random-io-matches-model", test_random_io_matches_model);
     g_test_add_func("/rw/close-clears-need-check", test_close_clears_need_check);
     g_test_add_func("/rw/idle-image-is-marked-clean", test_idle_image_is_marked_clean);
+    g_test_add_func("/rw/reopen-writable-repairs", test_reopen_writable_repairs);
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
     g_test_add_func("/rw/resize-grows-only", test_resize_grows_only);
