@@ -692,6 +692,12 @@ int qed_check_repair(QedState *s, GError **errp)
     return ret;
 }
 
+int qed_reclaim_locked(QedState *s)
+{
+    QedCheckResult res = { 0 };
+    return check_locked(s, QED_CHECK_FIX_LEAKS | QED_CHECK_FIX_COMPACT, &res);
+}
+
 int qed_find_image_end(QedState *s)
 {
     QedCheckResult res = { 0 };

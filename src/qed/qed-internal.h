@@ -78,6 +78,7 @@ typedef struct QedState {
     uint32_t l1_nelems;     /* lock; entries that cover image_size */
     QedL2Cache l2_cache;    /* lock */
     uint64_t file_end;      /* lock; offset of the next cluster to allocate */
+    uint64_t freed_clusters; /* alloc_lock; data clusters zero writes gave up */
     bool unchecked;         /* alloc_lock; NEED_CHECK was found at a QED_OPEN_CHECK open and
                              * no check has repaired the image yet: the mark must stay */
 
@@ -133,6 +134,10 @@ int qed_set_need_check(QedState *s); /* called with alloc_lock held */
 /* Grows the file over every allocated cluster, flushes, clears NEED_CHECK
  * and flushes again. Called with alloc_lock held. */
 int qed_mark_clean_locked(QedState *s);
+/* The same, first reclaiming the clusters zero writes gave up (moving the
+ * last clusters into them, cutting the file): for close, with no request
+ * in flight. Called with alloc_lock held. */
+int qed_reclaim_and_mark_clean_locked(QedState *s);
 uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 bool qed_cluster_size_valid(uint32_t cluster_size);
 bool qed_table_size_valid(uint32_t table_size);
@@ -144,6 +149,9 @@ int qed_check_repair(QedState *s, GError **errp);
 /* Sets file_end to the end of the last cluster in use (for a file of fixed
  * length, whose length says nothing about the image). */
 int qed_find_image_end(QedState *s);
+/* Reclaims leaked clusters (compaction; no request in flight). Called with
+ * alloc_lock held. */
+int qed_reclaim_locked(QedState *s);
 /* The driver's check entry point (qed_check). */
 int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
 

@@ -435,6 +435,17 @@ int qed_mark_clean_locked(QedState *s)
     return ret;
 }
 
+int qed_reclaim_and_mark_clean_locked(QedState *s)
+{
+    if (s->freed_clusters > 0 && !s->unchecked) {
+        /* Best effort: a failed compaction leaves leaks, which are harmless. */
+        if (qed_reclaim_locked(s) == 0) {
+            s->freed_clusters = 0;
+        }
+    }
+    return qed_mark_clean_locked(s);
+}
+
 /* The cleaner: waits until NEED_CHECK is set and no metadata has changed for
  * clean_after_us, then marks the image clean, so that a long-running export
  * is not left dirty. Failures are left for close to report. */
@@ -583,12 +594,14 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
     return write_range(qed_state(img), buf, len, pos);
 }
 
-/* Whole unallocated clusters under a backing file become zero clusters; the
- * rest is written as zeros (allocated data is zeroed in place, keeping its
- * cluster, so that nothing leaks). */
+/* Whole clusters become zero clusters under a backing file, and unallocated
+ * without one; the partial clusters at the ends are zeroed in place (or,
+ * unallocated under a backing file, copied on write with zeros). A data
+ * cluster given up this way is leaked until close reclaims it. */
 static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
 {
     QedState *s = qed_state(img);
+    uint64_t want = s->img->backing ? QED_L2_ENTRY_ZERO : 0;
     while (len > 0) {
         QedExtent ext;
         int ret = qed_find_cluster(s, pos, len, &ext);
@@ -597,22 +610,30 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
         }
         uint64_t n = ext.length;
         bool whole = qed_offset_into_cluster(s, pos) == 0 && n >= s->cluster_size;
-        if (ext.type == QED_EXTENT_UNALLOCATED && s->img->backing && whole) {
+        bool reads_zero = ext.type == QED_EXTENT_ZERO ||
+                          (ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing);
+        if (whole && !reads_zero) {
             n = qed_start_of_cluster(s, n);
             pthread_mutex_lock(&s->alloc_lock);
-            /* Look again under the lock: the run may have been allocated. */
-            ret = qed_find_cluster(s, pos, n, &ext);
-            if (ret == 0 && ext.type == QED_EXTENT_UNALLOCATED && ext.length == n) {
-                ret = qed_set_cluster_entries(s, pos, n / s->cluster_size, QED_L2_ENTRY_ZERO);
+            /* Look again under the lock: the run may have changed. */
+            QedExtent now;
+            ret = qed_find_cluster(s, pos, n, &now);
+            if (ret == 0 && now.type == ext.type && now.length == n &&
+                now.file_offset == ext.file_offset) {
+                ret = qed_set_cluster_entries(s, pos, n / s->cluster_size, want);
+                if (ret == 0 && ext.type == QED_EXTENT_DATA) {
+                    s->freed_clusters += n / s->cluster_size;
+                }
             } else if (ret == 0) {
                 n = 0; /* changed under us: go round again */
             }
             pthread_mutex_unlock(&s->alloc_lock);
+        } else if (reads_zero) {
+            /* nothing to do */
         } else {
-            if (ext.type == QED_EXTENT_UNALLOCATED && s->img->backing) {
-                /* A partial cluster: copy-on-write with zeros. */
-                n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
-            }
+            /* A partial cluster: zeroed in place, or copied on write with
+             * zeros from under a backing file. */
+            n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
             ret = write_range(s, NULL, n, pos);
         }
         if (ret < 0) {
@@ -725,7 +746,7 @@ static int qed_drv_shutdown(QedImage *img, GError **errp)
         return 0;
     }
     pthread_mutex_lock(&s->alloc_lock);
-    int ret = qed_mark_clean_locked(s);
+    int ret = qed_reclaim_and_mark_clean_locked(s);
     pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
         return image_error(img, errp, ret, "Failed to flush and mark the image clean");
@@ -746,7 +767,7 @@ static int qed_drv_reopen(QedImage *img, bool writable, GError **errp)
     if (!writable) {
         stop_cleaner(s);
         pthread_mutex_lock(&s->alloc_lock);
-        ret = qed_mark_clean_locked(s);
+        ret = qed_reclaim_and_mark_clean_locked(s);
         pthread_mutex_unlock(&s->alloc_lock);
         if (ret < 0) {
             return image_error(img, errp, ret, "Failed to flush and mark the image clean");

@@ -213,24 +213,43 @@ static void test_resize_grows_only(void)
     assert_qemu_clean(path);
 }
 
-/* A zero write over allocated clusters keeps them (no leak) and reads zeros. */
-static void test_zeroes_over_data_do_not_leak(void)
+/* A zero write over whole data clusters unallocates them (no backing file),
+ * the partial clusters at its ends are zeroed in place, and close reclaims
+ * the clusters given up: the file shrinks and checks clean, without leaks. */
+static void test_zeroes_over_data_are_reclaimed(void)
 {
     g_autofree char *path = tu_create("zleak.qed", 4 * MiB, 0, NULL, NULL);
     QedImage *img = tu_open(path, 0);
     uint8_t *buf = g_malloc(MiB);
     memset(buf, 0x5a, MiB);
     TU_OK(qed_pwrite(img, buf, MiB, 0, 0, &tu_err));
+    TU_OK(qed_pwrite(img, buf, 65536, 2 * MiB, 0, &tu_err)); /* lands after the L2 table */
     TU_OK(qed_pwrite_zeroes(img, MiB - 1000, 500, 0, &tu_err));
+    QedExtent ext;
+    TU_OK(qed_block_status(img, 65536, MiB, &ext, &tu_err));
+    g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
+    g_assert_cmpuint(ext.length, ==, 14 * 65536);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions, ==, 0);
+    g_assert_cmpuint(res.leaks, ==, 14); /* until close */
+    QedInfo info;
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    uint64_t length_before = info.file_length;
+    TU_OK(qed_close(img, &tu_err));
+
+    img = tu_open(path, QED_OPEN_READ_ONLY);
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    g_assert_cmpuint(info.file_length, ==, length_before - 14 * 65536);
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks, ==, 0);
     TU_OK(qed_pread(img, buf, MiB, 0, &tu_err));
     g_assert_cmpuint(buf[499], ==, 0x5a);
     g_assert_cmpuint(buf[500], ==, 0);
     g_assert_cmpuint(buf[MiB - 501], ==, 0);
     g_assert_cmpuint(buf[MiB - 500], ==, 0x5a);
-    QedCheckResult res;
-    TU_OK(qed_check(img, 0, &res, &tu_err));
-    g_assert_cmpuint(res.corruptions, ==, 0);
-    g_assert_cmpuint(res.leaks, ==, 0);
+    TU_OK(qed_pread(img, buf, 65536, 2 * MiB, &tu_err));
+    g_assert_cmpuint(buf[0] & buf[65535], ==, 0x5a);
     TU_OK(qed_close(img, &tu_err));
     assert_qemu_clean(path);
     g_free(buf);
@@ -329,7 +348,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
     g_test_add_func("/rw/resize-grows-only", test_resize_grows_only);
-    g_test_add_func("/rw/zeroes-over-data-do-not-leak", test_zeroes_over_data_do_not_leak);
+    g_test_add_func("/rw/zeroes-over-data-are-reclaimed", test_zeroes_over_data_are_reclaimed);
     g_test_add_func("/rw/writable-open-repairs-need-check",
                     test_writable_open_repairs_need_check);
     return g_test_run();

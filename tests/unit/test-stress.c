@@ -187,9 +187,10 @@ static void do_request(Worker *w)
     if (kind < 12) {
         QedCheckResult res;
         TU_OK(qed_check(img, 0, &res, &tu_err));
-        if (res.corruptions || res.leaks || res.check_errors) {
-            g_error("%s: check during the run: %" G_GUINT64_FORMAT " corruptions, %"
-                    G_GUINT64_FORMAT " leaks", sh->cfg->name, res.corruptions, res.leaks);
+        /* Clusters that zero writes gave up are leaks until close. */
+        if (res.corruptions || res.check_errors) {
+            g_error("%s: check during the run: %" G_GUINT64_FORMAT " corruptions",
+                    sh->cfg->name, res.corruptions);
         }
         return;
     }
@@ -256,11 +257,13 @@ static void compare_with_model(Shared *sh, QedImage *img, const char *when)
     g_free(all);
 }
 
-static void expect_clean(Shared *sh, QedImage *img, const char *when)
+/* No corruption; and no leak either once the image was closed (close
+ * reclaims the clusters zero writes gave up). */
+static void expect_clean(Shared *sh, QedImage *img, const char *when, bool closed)
 {
     QedCheckResult res;
     TU_OK(qed_check(img, 0, &res, &tu_err));
-    if (res.corruptions || res.leaks || res.check_errors) {
+    if (res.corruptions || (closed && res.leaks) || res.check_errors) {
         g_error("%s: %s: %" G_GUINT64_FORMAT " corruptions, %" G_GUINT64_FORMAT " leaks",
                 sh->cfg->name, when, res.corruptions, res.leaks);
     }
@@ -327,11 +330,11 @@ static void test_stress(gconstpointer data)
     }
 
     compare_with_model(&sh, sh.img, "after the run");
-    expect_clean(&sh, sh.img, "after the run");
+    expect_clean(&sh, sh.img, "after the run", false);
     TU_OK(qed_close(sh.img, &tu_err));
     QedImage *img = tu_open(path, QED_OPEN_READ_ONLY);
     compare_with_model(&sh, img, "after reopening");
-    expect_clean(&sh, img, "after reopening");
+    expect_clean(&sh, img, "after reopening", true);
     TU_OK(qed_close(img, &tu_err));
     if (cfg->table_size > 1) { /* QEMU 7.2 refuses one-cluster tables of 4 KiB clusters */
         int status = tu_qemu_img_check(path);
