@@ -4,8 +4,10 @@
  * a volatile write cache may have persisted, torn at sectors). Each must
  * open (repairing itself), check without corruption, keep every sector that
  * a completed flush acknowledged, and hold old or new data everywhere else.
- * QED_CRASH_VARIANTS=N sets the random states per crash point (default 48,
- * about 100,000 states in all).
+ * The workloads grow the image once (resize) and issue some requests from
+ * several threads at once.
+ * QED_CRASH_VARIANTS=N sets the random states per crash point (default 36,
+ * about 105,000 states in all).
  */
 #include "testutil.h"
 
@@ -108,6 +110,61 @@ static void verify_sector(const Workload *w, const Flush *f, GArray *ops, size_t
     }
 }
 
+typedef struct BatchJob {
+    QedImage *img;
+    UserOp op;
+    int kind; /* 0 write, 1 zero write, 2 discard */
+} BatchJob;
+
+static gpointer batch_main(gpointer data)
+{
+    BatchJob *j = data;
+    uint64_t off = (uint64_t)j->op.first * SECTOR, len = (uint64_t)j->op.count * SECTOR;
+    if (j->kind == 0) {
+        uint8_t *buf = g_malloc(len);
+        memset(buf, j->op.value, len);
+        TU_OK(qed_pwrite(j->img, buf, len, off, 0, &tu_err));
+        g_free(buf);
+    } else if (j->kind == 1) {
+        TU_OK(qed_pwrite_zeroes(j->img, len, off, 0, &tu_err));
+    } else {
+        TU_OK(qed_discard(j->img, len, off, &tu_err));
+    }
+    return NULL;
+}
+
+/* Four requests at once from four threads, each in its own quarter of the
+ * window (so each sector has one writer). They count as issued when the
+ * batch starts. */
+static void concurrent_batch(QedImage *img, BlkDev *log, const Window *win, GRand *rand,
+                             GArray *ops, uint8_t *cur)
+{
+    BatchJob jobs[4];
+    GThread *threads[4];
+    uint32_t quarter = (win->end - win->first) / 4;
+    size_t start = blk_log_count(log);
+    for (int t = 0; t < 4; t++) {
+        uint32_t count = (uint32_t)g_rand_int_range(rand, 1, (gint32)MIN(40, quarter));
+        uint32_t lo = win->first + (uint32_t)t * quarter;
+        uint32_t first = (uint32_t)g_rand_int_range(rand, (gint32)lo,
+                                                     (gint32)(lo + quarter - count));
+        int kind = g_rand_int_range(rand, 0, 6);
+        jobs[t] = (BatchJob){ .img = img, .kind = kind < 4 ? 0 : kind - 3,
+                              .op = { .log_start = start, .first = first, .count = count } };
+        if (jobs[t].kind == 0) {
+            jobs[t].op.value = (uint8_t)g_rand_int_range(rand, 1, 256);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        threads[t] = g_thread_new("batch", batch_main, &jobs[t]);
+    }
+    for (int t = 0; t < 4; t++) {
+        g_thread_join(threads[t]);
+        memset(cur + jobs[t].op.first, jobs[t].op.value, jobs[t].op.count);
+        g_array_append_val(ops, jobs[t].op);
+    }
+}
+
 /* Writes the repaired state to a file and has QEMU check it and read it the
  * same (the reference is what libqed read). */
 static void check_with_qemu(GBytes *repaired, const uint8_t *expect, uint64_t size,
@@ -136,7 +193,7 @@ static void check_with_qemu(GBytes *repaired, const uint8_t *expect, uint64_t si
 static void run_workload(gconstpointer data)
 {
     const Workload *w = data;
-    int variants = 48;
+    int variants = 36;
     const char *env = g_getenv("QED_CRASH_VARIANTS");
     if (env) {
         variants = atoi(env);
@@ -145,7 +202,8 @@ static void run_workload(gconstpointer data)
     g_autofree char *backing = w->backing ? make_backing(w) : NULL;
     g_autofree char *name = g_strdup_printf("%s.qed", w->name);
     g_autofree char *path = tu_path(name);
-    QedCreateOptions co = { .size = w->size, .cluster_size = w->cluster_size,
+    /* Created at half its size: the workload grows it (resize). */
+    QedCreateOptions co = { .size = w->size / 2, .cluster_size = w->cluster_size,
                             .table_size = w->table_size, .backing_file = backing,
                             .backing_format = "raw" };
     TU_OK(qed_create(path, &co, &tu_err));
@@ -168,7 +226,13 @@ static void run_workload(gconstpointer data)
 
     GRand *rand = g_rand_new_with_seed(w->seed);
     uint8_t *buf = g_malloc(64 * SECTOR);
+    uint32_t size_sect = nsect / 2; /* sectors of the image now */
     for (int i = 0; i < w->nops; i++) {
+        if (i == w->nops / 3) {
+            TU_OK(qed_resize(img, w->size, &tu_err));
+            size_sect = nsect;
+            continue;
+        }
         int kind = g_rand_int_range(rand, 0, 20);
         if (kind < 2) {
             TU_OK(qed_flush(img, &tu_err));
@@ -178,6 +242,13 @@ static void run_workload(gconstpointer data)
             continue;
         }
         const Window *win = &w->windows[g_rand_int_range(rand, 0, 2)];
+        if (win->end > size_sect) {
+            win = &w->windows[0];
+        }
+        if (kind == 2) {
+            concurrent_batch(img, log, win, rand, ops, cur);
+            continue;
+        }
         uint32_t count = (uint32_t)g_rand_int_range(rand, 1, 40);
         uint32_t first = (uint32_t)g_rand_int_range(rand, (gint32)win->first,
                                                      (gint32)(win->end - count));
@@ -222,16 +293,23 @@ static void run_workload(gconstpointer data)
                 g_error("%s: crash at %zu: %" G_GUINT64_FORMAT " corruptions after repair",
                         w->name, crash_at, res.corruptions);
             }
+            /* The resize may or may not have reached the disk. */
+            uint32_t csect = (uint32_t)(qed_get_size(c) / SECTOR);
+            g_assert_true(csect == nsect || csect == nsect / 2);
             for (int wi = 0; wi < 2; wi++) {
                 const Window *win = &w->windows[wi];
+                uint32_t end = MIN(win->end, csect);
+                if (end <= win->first) {
+                    continue;
+                }
                 uint64_t woff = (uint64_t)win->first * SECTOR;
-                TU_OK(qed_pread(c, disk + woff, (uint64_t)(win->end - win->first) * SECTOR,
-                                woff, &tu_err));
-                for (uint32_t s = win->first; s < win->end; s++) {
+                TU_OK(qed_pread(c, disk + woff, (uint64_t)(end - win->first) * SECTOR, woff,
+                                &tu_err));
+                for (uint32_t s = win->first; s < end; s++) {
                     verify_sector(w, f, ops, crash_at, disk, s);
                 }
             }
-            if (states % 4000 == 0 && w->table_size > 1) {
+            if (states % 4000 == 0 && w->table_size > 1 && csect == nsect) {
                 TU_OK(qed_pread(c, disk, w->size, 0, &tu_err));
                 GBytes *repaired = blk_mem_contents(c->file);
                 check_with_qemu(repaired, disk, w->size, "qemu-check.qed");
