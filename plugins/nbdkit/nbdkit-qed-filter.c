@@ -64,12 +64,7 @@ static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata,
 
 static void close_all(void)
 {
-    GError *err = NULL;
-    if (image && qed_close(image, &err) < 0) {
-        nbdkit_error("%s", err->message);
-        g_error_free(err);
-    }
-    image = NULL;
+    qed_nbdkit_close(&image);
     if (plugin) {
         plugin->finalize(plugin);
         nbdkit_next_context_close(plugin);

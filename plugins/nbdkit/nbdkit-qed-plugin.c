@@ -95,12 +95,7 @@ static int qed_plugin_get_ready(void)
 
 static void qed_plugin_cleanup(void)
 {
-    GError *err = NULL;
-    if (image && qed_close(image, &err) < 0) {
-        nbdkit_error("%s", err->message);
-        g_error_free(err);
-    }
-    image = NULL;
+    qed_nbdkit_close(&image);
 }
 
 static void *qed_plugin_open(int readonly)

@@ -39,6 +39,16 @@ int qed_nbdkit_parse_cache(const char *value, unsigned *flags)
     return 0;
 }
 
+void qed_nbdkit_close(QedImage **img)
+{
+    GError *err = NULL;
+    if (*img && qed_close(*img, &err) < 0) {
+        nbdkit_error("%s", err->message);
+        g_error_free(err);
+    }
+    *img = NULL;
+}
+
 int64_t qed_nbdkit_get_size(QedImage *img)
 {
     return (int64_t)qed_get_size(img);

@@ -14,6 +14,10 @@ struct nbdkit_extents;
 /* cache=writeback|writethrough|none -> QED_OPEN_* flags; -1 on a bad value. */
 int qed_nbdkit_parse_cache(const char *value, unsigned *flags);
 
+/* Closes *img (flushing it), reporting a failure with nbdkit_error, and
+ * sets *img to NULL. */
+void qed_nbdkit_close(QedImage **img);
+
 int64_t qed_nbdkit_get_size(QedImage *img);
 int qed_nbdkit_pread(QedImage *img, void *buf, uint32_t count, uint64_t offset);
 int qed_nbdkit_pwrite(QedImage *img, const void *buf, uint32_t count, uint64_t offset,

@@ -255,11 +255,11 @@ static void test_zeroes_over_data_are_reclaimed(void)
     g_free(buf);
 }
 
-/* An image left with NEED_CHECK, a leaked cluster at its end and an L2
- * entry pointing outside the file is repaired by a writable open. */
-static void test_writable_open_repairs_need_check(void)
+/* An image of two written clusters (bytes 7), left with NEED_CHECK set and
+ * the L2 entry of cluster 1 pointing far outside the file. */
+static char *make_dirty_image(const char *name)
 {
-    g_autofree char *path = tu_create("repair.qed", 4 * MiB, 0, NULL, NULL);
+    char *path = tu_create(name, 4 * MiB, 0, NULL, NULL);
     QedImage *img = tu_open(path, 0);
     uint8_t buf[4096];
     memset(buf, 7, sizeof(buf));
@@ -269,7 +269,17 @@ static void test_writable_open_repairs_need_check(void)
     /* Layout now: header, L1 (4 clusters), data 0, L2 (4 clusters), data 1. */
     uint64_t l2 = 6 * 65536;
     tu_patch_le(path, 16, QED_F_NEED_CHECK, 8);
-    tu_patch_le(path, l2 + 8, 1ull << 40, 8);    /* cluster 1 now points far away */
+    tu_patch_le(path, l2 + 8, 1ull << 40, 8);
+    return path;
+}
+
+/* An image left with NEED_CHECK, a leaked cluster at its end and an L2
+ * entry pointing outside the file is repaired by a writable open. */
+static void test_writable_open_repairs_need_check(void)
+{
+    g_autofree char *path = make_dirty_image("repair.qed");
+    QedImage *img;
+    uint8_t buf[4096];
     char leak[65536] = { 1 };
     tu_patch(path, 11 * 65536, leak, sizeof(leak)); /* a leaked cluster at the end */
 
@@ -302,17 +312,10 @@ static void test_writable_open_repairs_need_check(void)
  * as a writable open would (QEMU forgets to); back to read-only it is clean. */
 static void test_reopen_writable_repairs(void)
 {
-    g_autofree char *path = tu_create("reopen.qed", 4 * MiB, 0, NULL, NULL);
-    QedImage *img = tu_open(path, 0);
+    g_autofree char *path = make_dirty_image("reopen.qed");
     uint8_t buf[4096];
     memset(buf, 7, sizeof(buf));
-    TU_OK(qed_pwrite(img, buf, sizeof(buf), 0, 0, &tu_err));
-    TU_OK(qed_pwrite(img, buf, sizeof(buf), 65536, 0, &tu_err));
-    TU_OK(qed_close(img, &tu_err));
-    tu_patch_le(path, 16, QED_F_NEED_CHECK, 8);
-    tu_patch_le(path, 6 * 65536 + 8, 1ull << 40, 8); /* cluster 1 points far away */
-
-    img = tu_open(path, QED_OPEN_READ_ONLY);
+    QedImage *img = tu_open(path, QED_OPEN_READ_ONLY);
     QedCheckResult res;
     TU_OK(qed_check(img, 0, &res, &tu_err));
     g_assert_cmpuint(res.corruptions, ==, 1);

@@ -246,11 +246,8 @@ static int img_info(int argc, char **argv)
     }
     const char *filename = argv[optind];
 
-    bool json = false;
-    if (output && strcmp(output, "json") == 0) {
-        json = true;
-    } else if (output && strcmp(output, "human") != 0) {
-        img_error("--output must be used with human or json as argument.");
+    bool json;
+    if (!img_parse_output(output, &json)) {
         return 1;
     }
 

@@ -90,6 +90,16 @@ void img_command_help(const ImgCommand *cmd)
     exit(EXIT_SUCCESS);
 }
 
+bool img_parse_output(const char *output, bool *json)
+{
+    *json = output && strcmp(output, "json") == 0;
+    if (output && !*json && strcmp(output, "human") != 0) {
+        img_error("--output must be used with human or json as argument.");
+        return false;
+    }
+    return true;
+}
+
 int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_opts,
                const struct option *long_opts)
 {

@@ -35,6 +35,9 @@ void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 /* img_error() plus the "Try --help" hint; exits with status 1. */
 G_NORETURN void img_error_exit(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* The value of --output: sets *json; false (after an error message, as
+ * qemu-img words it) when it is neither human nor json. NULL means human. */
+bool img_parse_output(const char *output, bool *json);
 
 /* Prints the help of one command to stdout and exits with status 0. */
 G_NORETURN void img_command_help(const ImgCommand *cmd);
