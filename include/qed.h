@@ -15,7 +15,9 @@
 extern "C" {
 #endif
 
-#define LIBQED_VERSION "0.1.0"
+/* 0.2.0: qed_block_status takes (len, offset) like every other range call;
+ * QedOpenOptions and QedCreateOptions gained locking and backing policy. */
+#define LIBQED_VERSION "0.2.0"
 
 /* Errors are reported twice: a call returns -errno, and *errp (when not
  * NULL) receives a GError in QED_ERROR whose code is the positive errno
@@ -38,17 +40,31 @@ GQuark qed_error_quark(void);
 
 typedef struct QedImage QedImage;
 
+/* How an image file is locked against other programs, as QEMU's file driver
+ * option locking=auto|on|off. Locks are OFD byte-range locks on the bytes
+ * QEMU uses (docs/format.md), so QEMU and libqed refuse each other exactly
+ * as QEMU refuses itself. */
+typedef enum QedLocking {
+    QED_LOCKING_AUTO = 0, /* lock where the file system supports OFD locks; where it
+                           * does not, open without a lock */
+    QED_LOCKING_ON,       /* lock; the open fails where locks cannot be taken */
+    QED_LOCKING_OFF,      /* take no lock and test for none */
+} QedLocking;
+
 typedef struct QedCreateOptions {
     uint64_t size;              /* virtual size in bytes, rounded up to 512 */
     uint32_t cluster_size;      /* bytes; 0 means QED_DEFAULT_CLUSTER_SIZE */
     uint32_t table_size;        /* clusters per table; 0 means the default */
     const char *backing_file;   /* stored as given; NULL for none */
     const char *backing_format; /* "raw" sets BACKING_FORMAT_NO_PROBE; "qed" or NULL probe */
+    QedLocking locking;         /* locking of the new file while it is written */
 } QedCreateOptions;
 
 /* Writes a new, empty QED image, replacing any file at filename. The bytes
  * written are those of `qemu-img create -f qed` for the same options. The
- * backing file is not opened. */
+ * backing file is not opened. As qemu-img, it first takes the write and
+ * resize locks on an existing file: when another process holds the image
+ * (a lock conflict, -EAGAIN) the file is left byte for byte unchanged. */
 int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp);
 
 /* Open flags */
@@ -57,11 +73,18 @@ enum {
     QED_OPEN_NO_BACKING = 1u << 1,  /* do not open the backing file; unallocated reads as zeros */
     QED_OPEN_DIRECT = 1u << 2,      /* O_DIRECT on the image file (cache=none) */
     QED_OPEN_WRITETHROUGH = 1u << 3, /* every write is followed by a flush */
-    QED_OPEN_FORCE_SHARE = 1u << 4, /* take no lock on the file (qemu-img -U) */
+    QED_OPEN_FORCE_SHARE = 1u << 4, /* share every permission, so that a writer elsewhere does
+                                     * not stop the open (qemu-img -U); read-only opens only */
     QED_OPEN_CHECK = 1u << 5,       /* for qed_check repairs (qemu-img check -r): a writable
                                      * open does not repair a NEED_CHECK image, and the flag
                                      * stays set until qed_check with fix flags leaves the
                                      * image consistent */
+    QED_OPEN_BACKING_CONFINED = 1u << 6, /* every file of the backing chain must lie beneath
+                                          * QedOpenOptions.backing_dir (the image's own
+                                          * directory when NULL), resolved without letting
+                                          * a symlink or ".." lead out of it */
+    QED_OPEN_BACKING_BLOCK_DEVICES = 1u << 7, /* a backing file may be a block device; without
+                                               * it only regular files are accepted */
 };
 
 typedef struct QedOpenOptions {
@@ -71,19 +94,45 @@ typedef struct QedOpenOptions {
     unsigned clean_after_ms; /* a writable image that has been idle this long
                               * is flushed and marked clean (NEED_CHECK
                               * cleared); 0 means the default (5000) */
+    QedLocking locking;    /* for the image and every file of its backing chain */
+    const char *backing_dir; /* with QED_OPEN_BACKING_CONFINED: the directory the
+                              * backing chain must stay beneath */
 } QedOpenOptions;
 
 /* Opens an image and, unless QED_OPEN_NO_BACKING, its backing chain (each
- * backing file read-only). opts may be NULL (probe, read-write). Returns NULL
- * and sets *errp on failure. The handle is freed by qed_close(). */
+ * backing file read-only). opts may be NULL (probe, read-write).
+ *
+ * Probing: a file that starts with the magic of another format QEMU knows
+ * (qcow2, qcow, vmdk, vdi, vhdx, vpc, luks, parallels, bochs, cloop, and dmg
+ * by its ".dmg" name) is refused ("Image format 'qcow2' is not supported"),
+ * never opened as raw; so is such a backing file, and a backing file whose
+ * probed format is neither raw nor qed. A file that probes as raw opens as
+ * QEMU opens it: QedInfo.format_probed is set (tools print QEMU's warning)
+ * and a write to the first 512 bytes that would make the file probe as
+ * another format fails with -EPERM.
+ *
+ * The image may be a regular file or a block device. A backing file must be
+ * a regular file (or, with QED_OPEN_BACKING_BLOCK_DEVICES, a block device);
+ * FIFOs, sockets, character devices, directories and network names
+ * ("nbd://...") are refused without being opened.
+ *
+ * Locks: a read-write open takes QEMU's read-write lock set, a read-only
+ * open its read-only set, QED_OPEN_FORCE_SHARE only the "consistent read"
+ * byte, and every backing file that byte only. A conflict fails the open
+ * with -EAGAIN and QEMU's words ('Failed to get "write" lock' / 'Is another
+ * process using the image [FILE]?').
+ *
+ * Returns NULL and sets *errp on failure. The handle is freed by qed_close(). */
 QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp);
 
 /* Switches an open image between read-only and read-write: flags are the
  * open flags with QED_OPEN_READ_ONLY set or not (no other flag may change).
- * No request may be in flight. Going read-write does what a writable open
- * does, so an image marked NEED_CHECK is checked and repaired then; going
- * read-only flushes and marks the image clean. On failure the handle stays
- * as it was. */
+ * No request may be in flight. Going read-write takes the read-write locks
+ * (failing with -EAGAIN, as an open would, when another process holds the
+ * image) and does what a writable open does, so an image marked NEED_CHECK
+ * is checked and repaired then; going read-only flushes, marks the image
+ * clean and drops to the read-only locks. On failure the handle stays as it
+ * was. */
 int qed_reopen(QedImage *img, unsigned flags, GError **errp);
 
 /* Flushes, clears NEED_CHECK when it was set by this handle, closes the
@@ -113,7 +162,10 @@ int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned fla
  * (like qed_pwrite_zeroes), so discarded data never reappears. */
 int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp);
 
-/* Everything written before the call is on stable storage when it returns. */
+/* Everything written before the call is on stable storage when it returns.
+ * Once a flush of the image file has failed, the handle is failed: every
+ * later flush and write fails too (-EIO), and only a new qed_open of the
+ * image can tell what reached the disk. Reads go on working. */
 int qed_flush(QedImage *img, GError **errp);
 
 /* The virtual size in bytes. */
@@ -136,7 +188,7 @@ typedef struct QedExtent {
 } QedExtent;
 
 /* Describes the run starting at offset, at most len bytes long. */
-int qed_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext,
+int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext,
                      GError **errp);
 
 typedef struct QedInfo {
@@ -155,6 +207,8 @@ typedef struct QedInfo {
     const char *backing_file;    /* name as stored, or NULL */
     const char *backing_format;  /* "raw" for BACKING_FORMAT_NO_PROBE, else NULL */
     const char *backing_file_full; /* the name resolved against the image's directory */
+    bool format_probed;          /* no format was given and the file probed as raw: tools
+                                  * print QEMU's warning when it is writable */
 } QedInfo;
 
 /* Fills *info; its strings belong to img and live until qed_close(). */

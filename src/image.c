@@ -373,7 +373,7 @@ int qed_resize(QedImage *img, uint64_t size, GError **errp)
     return img->drv->resize(img, size, errp);
 }
 
-int qed_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext,
+int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext,
                      GError **errp)
 {
     g_return_val_if_fail(img && ext, -EINVAL);

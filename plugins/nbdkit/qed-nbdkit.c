@@ -103,7 +103,7 @@ static int describe(QedImage *img, uint64_t offset, uint64_t len, uint32_t *type
 {
     QedExtent ext;
     GError *err = NULL;
-    int ret = qed_block_status(img, offset, len, &ext, &err);
+    int ret = qed_block_status(img, len, offset, &ext, &err);
     if (ret < 0) {
         return fail(ret, err);
     }

@@ -90,7 +90,7 @@ static void drive(Fuzz *f, QedImage *img, int requests, bool writable)
             qed_pread(img, f->buf, len, off, NULL);
             break;
         case 2:
-            qed_block_status(img, off, size - off, &ext, NULL);
+            qed_block_status(img, size - off, off, &ext, NULL);
             break;
         case 3:
             qed_check(img, 0, &res, NULL);

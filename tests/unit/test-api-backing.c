@@ -64,7 +64,7 @@ static void test_partial_write_copies_backing(void)
         g_assert_cmpuint(buf[i], ==, want);
     }
     QedExtent ext;
-    TU_OK(qed_block_status(img, 0, 2 * MiB, &ext, &tu_err));
+    TU_OK(qed_block_status(img, 2 * MiB, 0, &ext, &tu_err));
     g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
     g_assert_cmpuint(ext.length, ==, CS);
     TU_OK(qed_close(img, &tu_err));
@@ -82,7 +82,7 @@ static void test_zero_cluster_hides_backing(void)
     QedImage *img = tu_open(top, 0);
     TU_OK(qed_pwrite_zeroes(img, 3 * CS + 100, CS - 50, 0, &tu_err));
     QedExtent ext;
-    TU_OK(qed_block_status(img, CS, 3 * CS, &ext, &tu_err));
+    TU_OK(qed_block_status(img, 3 * CS, CS, &ext, &tu_err));
     g_assert_cmpint(ext.type, ==, QED_EXTENT_ZERO);
     g_assert_cmpuint(ext.length, ==, 3 * CS);
     uint8_t data[10] = "0123456789";

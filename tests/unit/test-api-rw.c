@@ -170,16 +170,33 @@ static void test_block_status_runs(void)
     uint8_t *buf = g_malloc0(3 * 65536);
     TU_OK(qed_pwrite(img, buf, 3 * 65536, 65536, 0, &tu_err));
     QedExtent ext;
-    TU_OK(qed_block_status(img, 0, 4 * MiB, &ext, &tu_err));
+    TU_OK(qed_block_status(img, 4 * MiB, 0, &ext, &tu_err));
     g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
     g_assert_cmpuint(ext.length, ==, 65536);
-    TU_OK(qed_block_status(img, 65536, 4 * MiB - 65536, &ext, &tu_err));
+    TU_OK(qed_block_status(img, 4 * MiB - 65536, 65536, &ext, &tu_err));
     g_assert_cmpint(ext.type, ==, QED_EXTENT_DATA);
     g_assert_cmpuint(ext.length, ==, 3 * 65536); /* one run: contiguous in the file */
     g_assert_cmpuint(ext.file_offset % 65536, ==, 0);
-    TU_OK(qed_block_status(img, 4 * 65536 + 100, 1000, &ext, &tu_err));
+    TU_OK(qed_block_status(img, 1000, 4 * 65536 + 100, &ext, &tu_err));
     g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
     g_assert_cmpuint(ext.length, ==, 1000);
+    TU_OK(qed_close(img, &tu_err));
+    g_free(buf);
+}
+
+/* Every range call takes the length before the offset (libnbd's order):
+ * distinct values make a swapped pair describe another run. */
+static void test_block_status_takes_len_then_offset(void)
+{
+    g_autofree char *path = tu_create("order.qed", 4 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    uint8_t *buf = g_malloc0(3 * 65536);
+    TU_OK(qed_pwrite(img, buf, 3 * 65536, 65536, 0, &tu_err));
+    QedExtent ext;
+    TU_OK(qed_block_status(img, 2 * 65536, 65536, &ext, &tu_err));
+    g_assert_cmpuint(ext.offset, ==, 65536);
+    g_assert_cmpint(ext.type, ==, QED_EXTENT_DATA);
+    g_assert_cmpuint(ext.length, ==, 2 * 65536);
     TU_OK(qed_close(img, &tu_err));
     g_free(buf);
 }
@@ -226,7 +243,7 @@ static void test_zeroes_over_data_are_reclaimed(void)
     TU_OK(qed_pwrite(img, buf, 65536, 2 * MiB, 0, &tu_err)); /* lands after the L2 table */
     TU_OK(qed_pwrite_zeroes(img, MiB - 1000, 500, 0, &tu_err));
     QedExtent ext;
-    TU_OK(qed_block_status(img, 65536, MiB, &ext, &tu_err));
+    TU_OK(qed_block_status(img, MiB, 65536, &ext, &tu_err));
     g_assert_cmpint(ext.type, ==, QED_EXTENT_UNALLOCATED);
     g_assert_cmpuint(ext.length, ==, 14 * 65536);
     QedCheckResult res;
@@ -350,6 +367,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/reopen-writable-repairs", test_reopen_writable_repairs);
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
+    g_test_add_func("/rw/block-status-takes-len-then-offset", test_block_status_takes_len_then_offset);
     g_test_add_func("/rw/resize-grows-only", test_resize_grows_only);
     g_test_add_func("/rw/zeroes-over-data-are-reclaimed", test_zeroes_over_data_are_reclaimed);
     g_test_add_func("/rw/writable-open-repairs-need-check",

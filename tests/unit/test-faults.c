@@ -410,7 +410,7 @@ static void verify_bytes(Run *r, bool handle_flushed)
     }
     for (uint64_t pos = 0; pos < size;) {
         QedExtent ext;
-        TU_OK(qed_block_status(rw, pos, size - pos, &ext, &tu_err));
+        TU_OK(qed_block_status(rw, size - pos, pos, &ext, &tu_err));
         if (ext.type != QED_EXTENT_UNALLOCATED) {
             uint64_t win = pos / su->coverage;
             if (win >= NWINDOWS || pos + ext.length > window_offset(su, (uint32_t)win) +

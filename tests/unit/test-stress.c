@@ -179,7 +179,7 @@ static void do_request(Worker *w)
     if (kind < 11) {
         QedExtent ext;
         uint64_t off = (uint64_t)g_rand_int_range(w->rand, 0, (gint32)sh->nsect) * SECTOR;
-        TU_OK(qed_block_status(img, off, sh->cfg->size - off, &ext, &tu_err));
+        TU_OK(qed_block_status(img, sh->cfg->size - off, off, &ext, &tu_err));
         g_assert_cmpuint(ext.offset, ==, off);
         g_assert_cmpuint(ext.length, >, 0);
         return;

@@ -243,7 +243,7 @@ static int is_allocated(IoState *s, int64_t offset, int64_t bytes, int64_t *num)
         *num = 0;
         return 0;
     }
-    int ret = qed_block_status(s->img, offset, MIN(bytes, len - offset), &ext, &err);
+    int ret = qed_block_status(s->img, MIN(bytes, len - offset), offset, &ext, &err);
     if (ret < 0) {
         return io_lib_error(ret, err);
     }
