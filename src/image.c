@@ -126,6 +126,24 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
     return img;
 }
 
+/* Takes QEMU's locks for an open with flags (docs/format.md): every open
+ * uses consistent read; read-write also write and resize; only
+ * QED_OPEN_FORCE_SHARE (which every backing file gets) shares write and
+ * resize. */
+static int lock_image_file(BlkDev *file, unsigned flags, QedLocking mode, GError **errp)
+{
+    unsigned perm = BLK_PERM_CONSISTENT_READ;
+    unsigned shared = BLK_PERM_ALL;
+
+    if (!(flags & QED_OPEN_FORCE_SHARE)) {
+        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+        if (!(flags & QED_OPEN_READ_ONLY)) {
+            perm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+        }
+    }
+    return blk_lock(file, perm, shared, mode, errp);
+}
+
 /* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
 static QedImage *image_open(const char *filename, const char *format,
                             const QedOpenOptions *opts, int depth, GPtrArray *chain,
@@ -134,6 +152,12 @@ static QedImage *image_open(const char *filename, const char *format,
     if (format && !find_driver(format)) {
         g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
                     filename, format);
+        return NULL;
+    }
+    if ((opts->flags & QED_OPEN_FORCE_SHARE) && !(opts->flags & QED_OPEN_READ_ONLY)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "Could not open '%s': force-share=on can only be used with read-only images",
+                    filename);
         return NULL;
     }
     if (!chain_add(chain, filename, errp)) {
@@ -148,6 +172,12 @@ static QedImage *image_open(const char *filename, const char *format,
     }
     BlkDev *file = blk_file_open(filename, blk_flags, errp);
     if (!file) {
+        return NULL;
+    }
+    GError *err = NULL;
+    if (lock_image_file(file, opts->flags, opts->locking, &err) < 0) {
+        g_propagate_prefixed_error(errp, err, "Could not open '%s': ", filename);
+        blk_close(file);
         return NULL;
     }
     return open_on(file, filename, format, opts, depth, chain, errp);
@@ -168,7 +198,8 @@ static int attach_backing(QedImage *img, const char *path, const char *format, i
                           GPtrArray *chain, GError **errp)
 {
     QedOpenOptions opts = img->opts;
-    opts.flags = QED_OPEN_READ_ONLY | (img->opts.flags & QED_OPEN_DIRECT);
+    /* Force-share: QEMU's backing files use consistent read and share all. */
+    opts.flags = QED_OPEN_READ_ONLY | QED_OPEN_FORCE_SHARE | (img->opts.flags & QED_OPEN_DIRECT);
     GError *err = NULL;
     QedImage *backing = image_open(path, format, &opts, depth, chain, &err);
     if (!backing) {
@@ -233,7 +264,13 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     if (!file) {
         return -EIO;
     }
-    int ret = qed_format_create(file, opts, &err);
+    /* qemu-img create's locks, before the file is emptied: it writes and
+     * resizes, and shares everything but resize. */
+    int ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
+                       opts->locking, &err);
+    if (ret == 0) {
+        ret = qed_format_create(file, opts, &err);
+    }
     blk_close(file);
     if (ret < 0) {
         g_propagate_prefixed_error(errp, err, "%s: ", filename);
@@ -420,10 +457,22 @@ int qed_reopen(QedImage *img, unsigned flags, GError **errp)
         return -EINVAL;
     }
     bool writable = !(flags & QED_OPEN_READ_ONLY);
-    int ret = img->drv->reopen(img, writable, errp);
+    if (writable && (flags & QED_OPEN_FORCE_SHARE)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "force-share=on can only be used with read-only images");
+        return -EINVAL;
+    }
+    /* The write locks are taken (and tested) before the driver writes
+     * anything, and dropped after it has flushed; on failure the handle
+     * keeps the locks of the mode it stays in. */
+    int ret = writable ? lock_image_file(img->file, flags, img->opts.locking, errp) : 0;
+    if (ret == 0) {
+        ret = img->drv->reopen(img, writable, errp);
+    }
     if (ret == 0) {
         img->opts.flags = flags;
     }
+    lock_image_file(img->file, img->opts.flags, img->opts.locking, NULL); /* drops only */
     return ret;
 }
 
