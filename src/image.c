@@ -94,6 +94,27 @@ static bool chain_add(GPtrArray *chain, const char *filename, GError **errp)
     return true;
 }
 
+/* Takes QEMU's locks for img in the mode of flags (docs/format.md). A QED
+ * image uses consistent read, and when writable write and resize; it shares
+ * consistent read and write-unchanged, or with QED_OPEN_FORCE_SHARE (which
+ * every backing file gets) everything. A raw image, as QEMU's raw driver
+ * passes its user's needs through, uses consistent read (and write) and
+ * shares everything. */
+static int lock_image(QedImage *img, unsigned flags, GError **errp)
+{
+    bool writable = !(flags & QED_OPEN_READ_ONLY);
+    unsigned perm = BLK_PERM_CONSISTENT_READ;
+    unsigned shared = BLK_PERM_ALL;
+
+    if (img->drv == &raw_driver) {
+        perm |= writable ? BLK_PERM_WRITE : 0;
+    } else if (!(flags & QED_OPEN_FORCE_SHARE)) {
+        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+        perm |= writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0;
+    }
+    return blk_lock(img->file, perm, shared, img->opts.locking, errp);
+}
+
 /* Opens the image on file (owned from here on) with driver format, or the
  * probed one when NULL. */
 static QedImage *open_on(BlkDev *file, const char *name, const char *format,
@@ -116,32 +137,16 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
     img->opts.format = NULL;
     img->drv = drv ? drv : probe_driver(file);
 
+    /* Locked before the driver writes anything (a NEED_CHECK repair). */
     GError *err = NULL;
-    if (img->drv->open(img, depth, chain, &err) < 0) {
+    if (lock_image(img, img->opts.flags, &err) < 0 ||
+        img->drv->open(img, depth, chain, &err) < 0) {
         g_propagate_prefixed_error(errp, err, "Could not open '%s': ", name);
         img->drv = NULL;
         image_free(img);
         return NULL;
     }
     return img;
-}
-
-/* Takes QEMU's locks for an open with flags (docs/format.md): every open
- * uses consistent read; read-write also write and resize; only
- * QED_OPEN_FORCE_SHARE (which every backing file gets) shares write and
- * resize. */
-static int lock_image_file(BlkDev *file, unsigned flags, QedLocking mode, GError **errp)
-{
-    unsigned perm = BLK_PERM_CONSISTENT_READ;
-    unsigned shared = BLK_PERM_ALL;
-
-    if (!(flags & QED_OPEN_FORCE_SHARE)) {
-        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
-        if (!(flags & QED_OPEN_READ_ONLY)) {
-            perm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
-        }
-    }
-    return blk_lock(file, perm, shared, mode, errp);
 }
 
 /* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
@@ -172,12 +177,6 @@ static QedImage *image_open(const char *filename, const char *format,
     }
     BlkDev *file = blk_file_open(filename, blk_flags, errp);
     if (!file) {
-        return NULL;
-    }
-    GError *err = NULL;
-    if (lock_image_file(file, opts->flags, opts->locking, &err) < 0) {
-        g_propagate_prefixed_error(errp, err, "Could not open '%s': ", filename);
-        blk_close(file);
         return NULL;
     }
     return open_on(file, filename, format, opts, depth, chain, errp);
@@ -465,14 +464,14 @@ int qed_reopen(QedImage *img, unsigned flags, GError **errp)
     /* The write locks are taken (and tested) before the driver writes
      * anything, and dropped after it has flushed; on failure the handle
      * keeps the locks of the mode it stays in. */
-    int ret = writable ? lock_image_file(img->file, flags, img->opts.locking, errp) : 0;
+    int ret = writable ? lock_image(img, flags, errp) : 0;
     if (ret == 0) {
         ret = img->drv->reopen(img, writable, errp);
     }
     if (ret == 0) {
         img->opts.flags = flags;
     }
-    lock_image_file(img->file, img->opts.flags, img->opts.locking, NULL); /* drops only */
+    lock_image(img, img->opts.flags, NULL); /* drops only */
     return ret;
 }
 

@@ -21,10 +21,14 @@ locked_bytes() {
         }' /proc/locks | sort -n | uniq | tr '\n' ' '
 }
 
-# The bytes QEMU 7.2 locks for each mode (docs/format.md).
-bytes_rw="100 101 103 201 203 "
-bytes_ro="100 201 203 "
-bytes_shared="100 "
+# The bytes QEMU 7.2 locks for each mode (docs/format.md): a QED image,
+# and a raw one (QEMU's raw driver shares everything).
+bytes_qed_rw="100 101 103 201 203 "
+bytes_qed_ro="100 201 203 "
+bytes_qed_shared="100 "
+bytes_raw_rw="100 101 "
+bytes_raw_ro="100 "
+bytes_raw_shared="100 "
 
 # mode_flags MODE: the command-line flags of mode rw, ro or shared.
 mode_flags() {
@@ -35,19 +39,20 @@ mode_flags() {
     esac
 }
 
-# start_holder TOOL MODE FILE [FLAGS...]: TOOL (qed-io or qemu-io) holds FILE
-# open in MODE until stop_holder; returns once its locks are all visible in
-# /proc/locks (so that nothing below races with its open), failing unless
-# they are QEMU's bytes for MODE. Sets HOLDER_PID.
+# start_holder TOOL MODE FILE [FMT]: TOOL (qed-io or qemu-io) holds FILE, of
+# format FMT (qed by default, or raw), open in MODE until stop_holder;
+# returns once its locks are all visible in /proc/locks (so that nothing
+# below races with its open), failing unless they are QEMU's bytes for MODE.
+# Sets HOLDER_PID.
 start_holder() {
     tool=$1
     mode=$2
     file=$3
-    shift 3
+    fmt=${4:-qed}
     [ "$tool" = qed-io ] && prog=$QED_IO || prog=qemu-io
-    eval "want=\$bytes_$mode"
+    eval "want=\$bytes_${fmt}_$mode"
     # shellcheck disable=SC2046
-    "$prog" $(mode_flags "$mode") "$@" -c 'sleep 100000' "$file" &
+    "$prog" -f "$fmt" $(mode_flags "$mode") -c 'sleep 100000' "$file" &
     HOLDER_PID=$!
     on_exit "kill $HOLDER_PID 2>/dev/null"
     i=0
@@ -83,41 +88,44 @@ run_both() {
     [ "$status" -eq "$ours" ] || fail "$what: qemu-io exited $status, qed-io $ours"
 }
 
-# The outcome QEMU's rules give an opener in mode $2 while a holder in mode
-# $1 has the image: "ok", or the lock it fails to get.
+# The outcome QEMU's rules give an opener in mode $3 while a holder in mode
+# $2 has an image of format $1: "ok", or the lock it fails to get.
 expected() {
-    case "$1/$2" in
-    rw/rw | ro/rw) echo 'Failed to get "write" lock' ;;
-    rw/ro) echo 'Failed to get shared "write" lock' ;;
+    case "$1/$2/$3" in
+    qed/rw/rw | qed/ro/rw) echo 'Failed to get "write" lock' ;;
+    qed/rw/ro) echo 'Failed to get shared "write" lock' ;;
     *) echo ok ;;
     esac
 }
 
 "$QED_IMG" create -q -f qed a.qed 4M
 qemu-io -c 'write -q -P 0x11 0 64k' a.qed
+qemu-img create -q -f raw a.raw 4M
+qemu-io -f raw -c 'write -q -P 0x11 0 64k' a.raw
 
 # --- every holder against every opener, both ways -------------------------
+for fmt in qed raw; do
 for holder in qemu-io qed-io; do
     for hmode in rw ro shared; do
-        start_holder "$holder" "$hmode" a.qed
+        start_holder "$holder" "$hmode" "a.$fmt" "$fmt"
         for omode in rw ro shared; do
-            what="$(mode_flags "$omode") open while $holder $hmode holds"
+            what="-f $fmt $(mode_flags "$omode") open while $holder $hmode holds"
             # shellcheck disable=SC2046
-            run_both "$what" $(mode_flags "$omode") -c 'read -q -P 0x11 0 512' a.qed
-            want=$(expected "$hmode" "$omode")
+            run_both "$what" -f "$fmt" $(mode_flags "$omode") -c 'read -q -P 0x11 0 512' "a.$fmt"
+            want=$(expected "$fmt" "$hmode" "$omode")
             if [ "$want" = ok ]; then
                 [ "$status" -eq 0 ] || fail "$what: refused: $(cat q.err)"
             else
                 [ "$status" -eq 1 ] || fail "$what: exited $status, expected 1"
-                printf "qemu-io: can't open device a.qed: %s\n%s\n" "$want" \
-                    "Is another process using the image [a.qed]?" >want.err
+                printf "qemu-io: can't open device a.%s: %s\n%s\n" "$fmt" "$want" \
+                    "Is another process using the image [a.$fmt]?" >want.err
                 diff -u want.err q.err >&2 || fail "$what: not QEMU's message"
             fi
         done
         # A reader switching to read-write meets the holder as a writer would.
         if [ "$hmode" != rw ]; then
-            run_both "reopen -w while $holder $hmode holds" -r -c 'reopen -w' a.qed
-            want=$(expected "$hmode" rw)
+            run_both "reopen -w while $holder $hmode holds" -f "$fmt" -r -c 'reopen -w' "a.$fmt"
+            want=$(expected "$fmt" "$hmode" rw)
             if [ "$want" = ok ]; then
                 [ "$status" -eq 0 ] || fail "reopen -w while $holder $hmode: $(cat q.err)"
             else
@@ -125,11 +133,13 @@ for holder in qemu-io qed-io; do
             fi
         fi
         # qed-img info and check as qemu-img info and check.
-        compare_runs . . info a.qed
-        compare_runs . . check a.qed
-        compare_runs . . info -U a.qed
-        stop_holder a.qed
+        compare_runs . . info -f "$fmt" "a.$fmt"
+        compare_runs . . check -f "$fmt" "a.$fmt"
+        compare_runs . . check -f "$fmt" -r all "a.$fmt"
+        compare_runs . . info -f "$fmt" -U "a.$fmt"
+        stop_holder "a.$fmt"
     done
+done
 done
 
 # -U is for read-only opens only.
@@ -163,7 +173,7 @@ qemu-img create -q -f raw b.raw 4M
 "$QED_IMG" create -q -f qed -b b.raw -F raw o.qed
 for holder in qemu-io qed-io; do
     start_holder "$holder" rw o.qed
-    [ "$(locked_bytes b.raw)" = "$bytes_shared" ] ||
+    [ "$(locked_bytes b.raw)" = "$bytes_qed_shared" ] ||
         fail "$holder rw o.qed locks '$(locked_bytes b.raw)' of its backing file"
     # As with QEMU, the backing file stays writable for others...
     assert_status 0 qemu-io -f raw -c 'write -q 0 512' b.raw
@@ -172,7 +182,15 @@ for holder in qemu-io qed-io; do
     run_both "overlay held by $holder" -c 'read -q 0 512' o.qed
     [ "$status" -eq 1 ] || fail "the overlay held by $holder opened"
     stop_holder o.qed
+    # A writer of the backing file does not keep the chain from being read.
+    start_holder "$holder" rw b.raw raw
+    run_both "overlay over a base held by $holder" -r -c 'read -q 0 512' o.qed
+    [ "$status" -eq 0 ] || fail "overlay over a base held by $holder: $(cat q.err)"
+    compare_runs . . info --backing-chain o.qed
+    [ "$qemu_status" -eq 0 ] || fail "info --backing-chain: $(cat "$T/q.err")"
+    stop_holder b.raw
 done
+report_mismatches
 
 # --- --locking=off -----------------------------------------------------------
 start_holder qemu-io rw a.qed

@@ -134,6 +134,24 @@ static void test_bytes_of_each_mode_are_qemus(void)
     }
 }
 
+/* QEMU's raw driver passes its user's needs through and shares everything:
+ * two writers of a raw file do not keep each other out. */
+static void test_raw_images_lock_as_qemus_raw_driver(void)
+{
+    g_autofree char *path = tu_raw_file("plain.raw", MiB, 3);
+    QedOpenOptions o = { .format = "raw" };
+    QedImage *a = qed_open(path, &o, NULL);
+    g_assert_nonnull(a);
+    assert_locked(path, "100 101");
+    QedImage *b = qed_open(path, &o, NULL);
+    g_assert_nonnull(b);
+    TU_OK(qed_close(b, &tu_err));
+    TU_OK(qed_reopen(a, QED_OPEN_READ_ONLY, &tu_err));
+    assert_locked(path, "100");
+    TU_OK(qed_close(a, &tu_err));
+    assert_locked(path, "");
+}
+
 static void test_second_writer_in_one_process_is_refused(void)
 {
     g_autofree char *path = tu_create("two.qed", MiB, 0, NULL, NULL);
@@ -400,6 +418,8 @@ int main(int argc, char **argv)
         return 77;
     }
     g_test_add_func("/locking/bytes-of-each-mode-are-qemus", test_bytes_of_each_mode_are_qemus);
+    g_test_add_func("/locking/raw-images-lock-as-qemus-raw-driver",
+                    test_raw_images_lock_as_qemus_raw_driver);
     g_test_add_func("/locking/second-writer-in-one-process-is-refused",
                     test_second_writer_in_one_process_is_refused);
     g_test_add_func("/locking/readers-share", test_readers_share);
