@@ -74,34 +74,40 @@ static int test_byte(int fd, int byte)
     return fl.l_type == F_UNLCK ? 0 : -EAGAIN;
 }
 
-/* Moves the bytes fd holds from *held to exactly (perm, unshared), keeping
- * *held true to what is held at every step. On failure *byte is the byte
- * that could not be locked or unlocked. */
-static int set_bytes(int fd, BlkLockState *held, unsigned perm, unsigned unshared, int *byte)
+/* Moves the bytes base+i that fd holds from the bits *have to the bits
+ * want, keeping *have true to what is held at every step. On failure *byte
+ * is the byte that could not be locked or unlocked. */
+static int move_bytes(int fd, int base, unsigned *have, unsigned want, int *byte)
 {
-    for (int base = LOCK_PERM_BASE; base <= LOCK_SHARED_BASE; base += 100) {
-        unsigned *have = base == LOCK_PERM_BASE ? &held->perm : &held->unshared;
-        unsigned want = base == LOCK_PERM_BASE ? perm : unshared;
-        for (int i = 0; i < LOCK_PERM_COUNT; i++) {
-            unsigned bit = 1u << i;
-            if (!(want & bit) == !(*have & bit)) {
-                continue;
-            }
-            int ret = lock_byte(fd, (want & bit) ? F_RDLCK : F_UNLCK, base + i);
-            if (ret < 0) {
-                *byte = base + i;
-                return ret;
-            }
-            *have ^= bit;
+    for (int i = 0; i < LOCK_PERM_COUNT; i++) {
+        unsigned bit = 1u << i;
+        if (!(want & bit) == !(*have & bit)) {
+            continue;
         }
+        int ret = lock_byte(fd, (want & bit) ? F_RDLCK : F_UNLCK, base + i);
+        if (ret < 0) {
+            *byte = base + i;
+            return ret;
+        }
+        *have ^= bit;
     }
     return 0;
+}
+
+/* Makes fd hold exactly the bytes of (perm, unshared); *held follows. */
+static int set_bytes(int fd, BlkLockState *held, unsigned perm, unsigned unshared, int *byte)
+{
+    int ret = move_bytes(fd, LOCK_PERM_BASE, &held->perm, perm, byte);
+    if (ret < 0) {
+        return ret;
+    }
+    return move_bytes(fd, LOCK_SHARED_BASE, &held->unshared, unshared, byte);
 }
 
 /* The errors of a file system (or kernel) without OFD locks. */
 static bool locks_unsupported(int ret)
 {
-    return ret == -EINVAL || ret == -ENOLCK || ret == -EOPNOTSUPP || ret == -ENOTSUP;
+    return ret == -EINVAL || ret == -ENOLCK || ret == -EOPNOTSUPP;
 }
 
 /* "<what>" or "<what>: <strerror>": as QEMU, a conflict (EAGAIN, EACCES)
@@ -114,27 +120,22 @@ static char *lock_message(int ret, const char *what)
     return g_strdup_printf("%s: %s", what, g_strerror(-ret));
 }
 
-/* Tests the bytes that conflict with (perm, unshared); on a conflict sets
- * QEMU's message and returns -EAGAIN. */
-static int test_conflicts(int fd, const char *filename, unsigned perm, unsigned unshared,
-                          GError **errp)
+/* Tests bytes base+i for the bits of bits; on a conflict sets QEMU's
+ * message (format names the permission) and returns -EAGAIN. */
+static int test_bytes(int fd, int base, unsigned bits, const char *format,
+                      const char *filename, GError **errp)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        unsigned bits = pass == 0 ? perm : unshared;
-        for (int i = 0; i < LOCK_PERM_COUNT; i++) {
-            if (!(bits & (1u << i))) {
-                continue;
-            }
-            int ret = test_byte(fd, (pass == 0 ? LOCK_SHARED_BASE : LOCK_PERM_BASE) + i);
-            if (ret < 0) {
-                g_autofree char *what = g_strdup_printf(
-                    pass == 0 ? "Failed to get \"%s\" lock" : "Failed to get shared \"%s\" lock",
-                    perm_names[i]);
-                g_autofree char *msg = lock_message(ret, what);
-                g_set_error(errp, QED_ERROR, -ret, "%s\nIs another process using the image [%s]?",
-                            msg, filename);
-                return ret;
-            }
+    for (int i = 0; i < LOCK_PERM_COUNT; i++) {
+        if (!(bits & (1u << i))) {
+            continue;
+        }
+        int ret = test_byte(fd, base + i);
+        if (ret < 0) {
+            g_autofree char *what = g_strdup_printf(format, perm_names[i]);
+            g_autofree char *msg = lock_message(ret, what);
+            g_set_error(errp, QED_ERROR, -ret, "%s\nIs another process using the image [%s]?",
+                        msg, filename);
+            return ret;
         }
     }
     return 0;
@@ -144,16 +145,14 @@ int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm,
                 unsigned shared, QedLocking mode, GError **errp)
 {
     unsigned unshared = BLK_PERM_ALL & ~shared;
-    int byte = 0;
+    int byte = 0, ignored;
 
     if (mode == QED_LOCKING_OFF || held->unsupported) {
         return 0;
     }
     BlkLockState old = *held;
-    bool adds = (perm & ~old.perm) || (unshared & ~old.unshared);
     int ret = set_bytes(fd, held, old.perm | perm, old.unshared | unshared, &byte);
     if (ret < 0) {
-        int ignored;
         set_bytes(fd, held, old.perm, old.unshared, &ignored);
         if (mode == QED_LOCKING_AUTO && locks_unsupported(ret) && !old.perm && !old.unshared) {
             held->unsupported = true; /* as QEMU's auto where OFD locks are missing */
@@ -161,25 +160,27 @@ int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm,
         }
         g_autofree char *what = g_strdup_printf("Failed to lock byte %d", byte);
         g_autofree char *msg = lock_message(ret, what);
-        if (locks_unsupported(ret)) {
-            g_set_error(errp, QED_ERROR, -ret,
-                        "%s\nThe file system does not support OFD locks (locking=on)", msg);
-        } else {
-            g_set_error(errp, QED_ERROR, -ret, "%s", msg);
-        }
+        bool hint = mode == QED_LOCKING_ON && locks_unsupported(ret);
+        g_set_error(errp, QED_ERROR, -ret, "%s%s", msg,
+                    hint ? "\nThe file system does not support OFD locks (locking=on)" : "");
         return ret;
     }
-    if (adds) {
-        ret = test_conflicts(fd, filename, perm, unshared, errp);
+    /* Whoever holds byte 200+i refuses our permission i; whoever holds
+     * 100+i needs the permission i that we refuse to share. */
+    if ((perm & ~old.perm) || (unshared & ~old.unshared)) {
+        ret = test_bytes(fd, LOCK_SHARED_BASE, perm, "Failed to get \"%s\" lock", filename, errp);
+        if (ret == 0) {
+            ret = test_bytes(fd, LOCK_PERM_BASE, unshared, "Failed to get shared \"%s\" lock",
+                             filename, errp);
+        }
         if (ret < 0) {
-            int ignored;
             set_bytes(fd, held, old.perm, old.unshared, &ignored);
             return ret;
         }
     }
     /* Only unlocks are left: should one fail, the byte stays locked, which
      * restricts others more than needed but never lets a conflict through. */
-    set_bytes(fd, held, perm, unshared, &byte);
+    set_bytes(fd, held, perm, unshared, &ignored);
     return 0;
 }
 

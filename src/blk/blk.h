@@ -119,7 +119,8 @@ void blk_close(BlkDev *dev);
  * locks, ON fails there. Devices without a lock operation succeed. */
 int blk_lock(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode, GError **errp);
 
-/* The lock bytes one file descriptor holds (for blk-file.c). */
+/* The lock bytes one file descriptor holds (for blk-file.c). Changed only
+ * at open, reopen and create, with no request in flight. */
 typedef struct BlkLockState {
     unsigned perm;     /* bit i: byte 100+i is held */
     unsigned unshared; /* bit i: byte 200+i is held */

@@ -429,7 +429,8 @@ int main(int argc, char **argv)
                     test_reopen_refused_while_qemu_reads);
     g_test_add_func("/locking/create-over-a-held-image-changes-nothing",
                     test_create_over_a_held_image_changes_nothing);
-    g_test_add_func("/locking/off-takes-and-tests-nothing", test_locking_off_takes_and_tests_nothing);
+    g_test_add_func("/locking/off-takes-and-tests-nothing",
+                    test_locking_off_takes_and_tests_nothing);
     g_test_add_func("/locking/forked-child-keeps-the-locks", test_forked_child_keeps_the_locks);
     g_test_add_func("/locking/no-ofd-locks", test_no_ofd_locks);
     return g_test_run();
