@@ -118,9 +118,12 @@ typedef struct QedOpenOptions {
  *
  * Locks: a read-write open takes QEMU's read-write lock set, a read-only
  * open its read-only set, QED_OPEN_FORCE_SHARE only the "consistent read"
- * byte, and every backing file that byte only. A conflict fails the open
+ * byte, and every backing file that byte only; a raw image takes the sets
+ * of QEMU's raw driver, which share everything. A conflict fails the open
  * with -EAGAIN and QEMU's words ('Failed to get "write" lock' / 'Is another
- * process using the image [FILE]?').
+ * process using the image [FILE]?'). The locks belong to the open file
+ * description: a second handle of the same process conflicts as another
+ * process would, and a child forked after the open keeps them.
  *
  * Returns NULL and sets *errp on failure. The handle is freed by qed_close(). */
 QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp);
@@ -131,8 +134,8 @@ QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **er
  * (failing with -EAGAIN, as an open would, when another process holds the
  * image) and does what a writable open does, so an image marked NEED_CHECK
  * is checked and repaired then; going read-only flushes, marks the image
- * clean and drops to the read-only locks. On failure the handle stays as it
- * was. */
+ * clean and drops to the read-only locks. A QED_OPEN_FORCE_SHARE handle
+ * cannot go read-write (-EINVAL). On failure the handle stays as it was. */
 int qed_reopen(QedImage *img, unsigned flags, GError **errp);
 
 /* Flushes, clears NEED_CHECK when it was set by this handle, closes the

@@ -94,6 +94,27 @@ static bool chain_add(GPtrArray *chain, const char *filename, GError **errp)
     return true;
 }
 
+/* Takes QEMU's locks for img in the mode of flags (docs/format.md). A QED
+ * image uses consistent read, and when writable write and resize; it shares
+ * consistent read and write-unchanged, or with QED_OPEN_FORCE_SHARE (which
+ * every backing file gets) everything. A raw image, as QEMU's raw driver
+ * passes its user's needs through, uses consistent read (and write) and
+ * shares everything. */
+static int lock_image(QedImage *img, unsigned flags, GError **errp)
+{
+    bool writable = !(flags & QED_OPEN_READ_ONLY);
+    unsigned perm = BLK_PERM_CONSISTENT_READ;
+    unsigned shared = BLK_PERM_ALL;
+
+    if (img->drv == &raw_driver) {
+        perm |= writable ? BLK_PERM_WRITE : 0;
+    } else if (!(flags & QED_OPEN_FORCE_SHARE)) {
+        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+        perm |= writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0;
+    }
+    return blk_lock(img->file, perm, shared, img->opts.locking, errp);
+}
+
 /* Opens the image on file (owned from here on) with driver format, or the
  * probed one when NULL. */
 static QedImage *open_on(BlkDev *file, const char *name, const char *format,
@@ -116,8 +137,10 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
     img->opts.format = NULL;
     img->drv = drv ? drv : probe_driver(file);
 
+    /* Locked before the driver writes anything (a NEED_CHECK repair). */
     GError *err = NULL;
-    if (img->drv->open(img, depth, chain, &err) < 0) {
+    if (lock_image(img, img->opts.flags, &err) < 0 ||
+        img->drv->open(img, depth, chain, &err) < 0) {
         g_propagate_prefixed_error(errp, err, "Could not open '%s': ", name);
         img->drv = NULL;
         image_free(img);
@@ -134,6 +157,12 @@ static QedImage *image_open(const char *filename, const char *format,
     if (format && !find_driver(format)) {
         g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
                     filename, format);
+        return NULL;
+    }
+    if ((opts->flags & QED_OPEN_FORCE_SHARE) && !(opts->flags & QED_OPEN_READ_ONLY)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "Could not open '%s': force-share=on can only be used with read-only images",
+                    filename);
         return NULL;
     }
     if (!chain_add(chain, filename, errp)) {
@@ -168,7 +197,8 @@ static int attach_backing(QedImage *img, const char *path, const char *format, i
                           GPtrArray *chain, GError **errp)
 {
     QedOpenOptions opts = img->opts;
-    opts.flags = QED_OPEN_READ_ONLY | (img->opts.flags & QED_OPEN_DIRECT);
+    /* Force-share: QEMU's backing files use consistent read and share all. */
+    opts.flags = QED_OPEN_READ_ONLY | QED_OPEN_FORCE_SHARE | (img->opts.flags & QED_OPEN_DIRECT);
     GError *err = NULL;
     QedImage *backing = image_open(path, format, &opts, depth, chain, &err);
     if (!backing) {
@@ -233,7 +263,13 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     if (!file) {
         return -EIO;
     }
-    int ret = qed_format_create(file, opts, &err);
+    /* qemu-img create's locks, before the file is emptied: it writes and
+     * resizes, and shares everything but resize. */
+    int ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
+                       opts->locking, &err);
+    if (ret == 0) {
+        ret = qed_format_create(file, opts, &err);
+    }
     blk_close(file);
     if (ret < 0) {
         g_propagate_prefixed_error(errp, err, "%s: ", filename);
@@ -420,10 +456,22 @@ int qed_reopen(QedImage *img, unsigned flags, GError **errp)
         return -EINVAL;
     }
     bool writable = !(flags & QED_OPEN_READ_ONLY);
-    int ret = img->drv->reopen(img, writable, errp);
+    if (writable && (flags & QED_OPEN_FORCE_SHARE)) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "force-share=on can only be used with read-only images");
+        return -EINVAL;
+    }
+    /* The write locks are taken (and tested) before the driver writes
+     * anything, and dropped after it has flushed; on failure the handle
+     * keeps the locks of the mode it stays in. */
+    int ret = writable ? lock_image(img, flags, errp) : 0;
+    if (ret == 0) {
+        ret = img->drv->reopen(img, writable, errp);
+    }
     if (ret == 0) {
         img->opts.flags = flags;
     }
+    lock_image(img, img->opts.flags, NULL); /* drops only */
     return ret;
 }
 

@@ -24,6 +24,7 @@ typedef struct BlkFile {
     int fd;
     bool direct;
     pthread_rwlock_t rmw_lock; /* O_DIRECT: exclusive for read-modify-write */
+    BlkLockState lock;         /* QEMU's lock bytes held on fd (blk-lock.c) */
 } BlkFile;
 
 static BlkFile *to_file(BlkDev *dev)
@@ -269,10 +270,24 @@ static int file_reopen(BlkDev *dev, bool read_only)
     if (fd < 0) {
         return -errno;
     }
+    /* The new descriptor is a new open file description: give it our lock
+     * bytes before the old one's go with its close. */
+    int ret = blk_lock_copy(&f->lock, fd);
+    if (ret < 0) {
+        close(fd);
+        return ret;
+    }
     int old = f->fd;
     f->fd = fd;
     close(old);
     return 0;
+}
+
+static int file_lock(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode,
+                     GError **errp)
+{
+    BlkFile *f = to_file(dev);
+    return blk_lock_fd(f->fd, &f->lock, dev->filename, perm, shared, mode, errp);
 }
 
 static void file_close(BlkDev *dev)
@@ -294,6 +309,7 @@ static const BlkOps blk_file_ops = {
     .allocated_bytes = file_allocated_bytes,
     .data_status = file_data_status,
     .reopen = file_reopen,
+    .lock = file_lock,
     .close = file_close,
 };
 
@@ -306,7 +322,7 @@ BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
         oflags |= O_RDWR;
     }
     if (flags & BLK_OPEN_CREATE) {
-        oflags |= O_CREAT | O_TRUNC;
+        oflags |= O_CREAT;
     }
     if (flags & BLK_OPEN_DIRECT) {
         oflags |= O_DIRECT;

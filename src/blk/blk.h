@@ -15,6 +15,8 @@
 
 #include <glib.h>
 
+#include "qed.h"
+
 /* What a write is for, so that crash and fault tests can aim at one kind of
  * write ("after the L2 write, before the L1 write"). */
 typedef enum BlkTag {
@@ -28,6 +30,16 @@ typedef enum BlkTag {
 } BlkTag;
 
 typedef struct BlkDev BlkDev;
+
+/* The permissions of QEMU's block layer, as bits of the lock sets of
+ * blk_lock(); bit i is lock byte 100+i ("in use") and 200+i ("not shared"). */
+enum {
+    BLK_PERM_CONSISTENT_READ = 1u << 0,
+    BLK_PERM_WRITE = 1u << 1,
+    BLK_PERM_WRITE_UNCHANGED = 1u << 2,
+    BLK_PERM_RESIZE = 1u << 3,
+    BLK_PERM_ALL = (1u << 4) - 1,
+};
 
 /* All operations return 0 (or a length) on success and -errno on failure.
  * Reads past the end of the device return zeros for the missing part. */
@@ -49,6 +61,9 @@ typedef struct BlkOps {
                        uint64_t *run);
     /* Reopens the device read-only or read-write (optional). */
     int (*reopen)(BlkDev *dev, bool read_only);
+    /* Takes QEMU's locks for using perm and sharing shared (optional: a
+     * device without it takes none); see blk_lock(). */
+    int (*lock)(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode, GError **errp);
     void (*close)(BlkDev *dev);
 } BlkOps;
 
@@ -74,7 +89,8 @@ struct BlkDev {
 enum {
     BLK_OPEN_READ_ONLY = 1u << 0,
     BLK_OPEN_DIRECT = 1u << 1,
-    BLK_OPEN_CREATE = 1u << 2, /* create or truncate to zero length */
+    BLK_OPEN_CREATE = 1u << 2, /* create when missing; never truncates (the caller
+                                * empties the file once it holds the locks) */
 };
 BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp);
 BlkDev *blk_mem_new(const char *name, const void *contents, size_t len);
@@ -92,6 +108,30 @@ int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
 int blk_reopen(BlkDev *dev, bool read_only);
 void blk_get_stats(BlkDev *dev, BlkStats *stats);
 void blk_close(BlkDev *dev);
+
+/* Image locking (blk-lock.c), at open, reopen and create only. Makes the
+ * device hold the lock bytes of "uses perm, shares shared" and no others,
+ * after testing that nobody else holds a conflicting byte; dropping
+ * permissions never fails on a conflict. A conflict is -EAGAIN with QEMU's
+ * message ('Failed to get "write" lock' and 'Is another process using the
+ * image [FILE]?'), and the device keeps the locks it had. mode OFF takes
+ * no lock; AUTO goes on without locks where the file system has no OFD
+ * locks, ON fails there. Devices without a lock operation succeed. */
+int blk_lock(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode, GError **errp);
+
+/* The lock bytes one file descriptor holds (for blk-file.c). Changed only
+ * at open, reopen and create, with no request in flight. */
+typedef struct BlkLockState {
+    unsigned perm;     /* bit i: byte 100+i is held */
+    unsigned unshared; /* bit i: byte 200+i is held */
+    bool unsupported;  /* AUTO found no OFD locks here: lock nothing from now on */
+} BlkLockState;
+/* blk_lock() on fd; filename is for the message. */
+int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm,
+                unsigned shared, QedLocking mode, GError **errp);
+/* Takes the bytes of held on new_fd too (no test: they are ours already),
+ * so that a reopen can close the old descriptor without a moment unlocked. */
+int blk_lock_copy(const BlkLockState *held, int new_fd);
 
 /* For implementations: fills the common fields. */
 void blk_init(BlkDev *dev, const BlkOps *ops, const char *filename, bool read_only);

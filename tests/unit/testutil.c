@@ -88,7 +88,8 @@ int tu_qemu_img_check(const char *path)
     if (!qemu_img) {
         return -1;
     }
-    char *argv[] = { qemu_img, "check", "-q", (char *)path, NULL };
+    /* -U: some tests check an image that they still hold open (and locked). */
+    char *argv[] = { qemu_img, "check", "-q", "-U", (char *)path, NULL };
     int status = 0;
     GError *err = NULL;
     if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,

@@ -20,7 +20,8 @@ QedImage *tu_open(const char *path, unsigned flags);
 char *tu_raw_file(const char *name, size_t len, uint8_t seed);
 /* Fills buf with a pattern from seed. */
 void tu_fill(void *buf, size_t len, uint8_t seed);
-/* Runs qemu-img check on path; returns its exit status, or -1 without qemu-img. */
+/* Runs qemu-img check -U on path (which may be open); returns its exit
+ * status, or -1 without qemu-img. */
 int tu_qemu_img_check(const char *path);
 
 /* Runs a library call written with `&tu_err` as its GError argument and

@@ -109,6 +109,7 @@ static bool parse_cache(const char *mode, unsigned *flags)
 
 enum {
     OPTION_OUTPUT = 256,
+    OPTION_LOCKING,
 };
 
 static int img_check(int argc, char **argv)
@@ -119,6 +120,7 @@ static int img_check(int argc, char **argv)
         { "repair", required_argument, NULL, 'r' },
         { "output", required_argument, NULL, OPTION_OUTPUT },
         { "force-share", no_argument, NULL, 'U' },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL;
@@ -127,6 +129,7 @@ static int img_check(int argc, char **argv)
     unsigned fix = 0;
     bool quiet = false;
     bool force_share = false;
+    QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
     while ((c = img_getopt(&img_check_command, argc, argv, ":hf:r:T:qU", long_options)) != -1) {
@@ -156,6 +159,11 @@ static int img_check(int argc, char **argv)
         case OPTION_OUTPUT:
             output = optarg;
             break;
+        case OPTION_LOCKING:
+            if (!img_parse_locking(optarg, &locking)) {
+                return 1;
+            }
+            break;
         }
     }
     if (optind != argc - 1) {
@@ -172,11 +180,6 @@ static int img_check(int argc, char **argv)
         img_error("Invalid source cache option: %s", cache);
         return 1;
     }
-    if (force_share && fix) {
-        img_error("Could not open '%s': force-share=on can only be used with read-only images",
-                  filename);
-        return 1;
-    }
 
     /* The backing file is not opened: the check looks at this image's
      * metadata only (qemu-img opens it, and fails when it is missing). A
@@ -185,6 +188,7 @@ static int img_check(int argc, char **argv)
         .format = fmt,
         .flags = QED_OPEN_NO_BACKING | cache_flags | (fix ? QED_OPEN_CHECK : QED_OPEN_READ_ONLY) |
                  (force_share ? QED_OPEN_FORCE_SHARE : 0),
+        .locking = locking,
     };
     GError *err = NULL;
     QedImage *img = qed_open(filename, &oopts, &err);
@@ -255,7 +259,8 @@ static int img_check(int argc, char **argv)
 const ImgCommand img_check_command = {
     .name = "check",
     .run = img_check,
-    .synopsis = "[-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename",
+    .synopsis = "[-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] "
+                "[--locking=mode] filename",
     .summary = "Check an image for consistency, and repair it.",
     .help =
         "Check the metadata of the disk image FILENAME as qemu-img check does, with the\n"
@@ -283,7 +288,11 @@ const ImgCommand img_check_command = {
         "  -q                   quiet: print nothing but errors\n"
         "  -T src_cache         the cache mode: writeback (default), unsafe,\n"
         "                       writethrough, none, off or directsync\n"
-        "  -U, --force-share    open the image without taking its lock (not with -r)\n"
+        "  -U, --force-share    let other programs write the image meanwhile (not\n"
+        "                       with -r)\n"
+        "  --locking=mode       'auto' (the default) locks the image as QEMU does where\n"
+        "                       the file system allows it, 'on' fails where it does\n"
+        "                       not, 'off' takes no lock and ignores those of others\n"
         "  -h, --help           display this help and exit\n"
         "\n"
         "Exit status: 0 the image is consistent, 1 the check could not be run or\n"

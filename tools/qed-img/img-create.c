@@ -48,9 +48,10 @@ static const ImgOptDesc raw_options[] = {
 typedef struct CreateFormat {
     const char *name;
     const ImgOptDesc *options;
-    /* Writes the image. Its QED_ERROR messages name the file; the others
-     * (option checks) do not, and the caller adds the name. */
-    int (*create)(const char *filename, const ImgOpts *opts, GError **errp);
+    /* Writes the image, locked as locking says. Its QED_ERROR messages name
+     * the file; the others (option checks) do not, and the caller adds the
+     * name. */
+    int (*create)(const char *filename, const ImgOpts *opts, QedLocking locking, GError **errp);
 } CreateFormat;
 
 /* What qemu-img's file protocol checks before the format writes anything. */
@@ -80,7 +81,8 @@ static uint32_t geometry_value(uint64_t value)
     return (value == 0 || value > UINT32_MAX) ? UINT32_MAX : (uint32_t)value;
 }
 
-static int create_qed(const char *filename, const ImgOpts *opts, GError **errp)
+static int create_qed(const char *filename, const ImgOpts *opts, QedLocking locking,
+                      GError **errp)
 {
     if (!check_file_options(opts, errp)) {
         return -EINVAL;
@@ -106,6 +108,7 @@ static int create_qed(const char *filename, const ImgOpts *opts, GError **errp)
             geometry_value(img_opts_get_size(opts, "table_size", QED_DEFAULT_TABLE_SIZE)),
         .backing_file = img_opts_get(opts, "backing_file"),
         .backing_format = img_opts_get(opts, "backing_fmt"),
+        .locking = locking,
     };
     return qed_create(filename, &qopts, errp);
 }
@@ -133,8 +136,10 @@ static int preallocate_raw(int fd, uint64_t size, const char *mode)
 
 /* The library has no raw create; a raw image is the file itself. Like
  * qemu-img: round the size up to 512 bytes, empty the file, reserve the
- * space, and write the first block so that its allocation is the same. */
-static int create_raw(const char *filename, const ImgOpts *opts, GError **errp)
+ * space, and write the first block so that its allocation is the same.
+ * (Unlike qemu-img, without taking the file's locks first.) */
+static int create_raw(const char *filename, const ImgOpts *opts, QedLocking locking,
+                      GError **errp)
 {
     if (!check_file_options(opts, errp)) {
         return -EINVAL;
@@ -229,6 +234,7 @@ typedef struct CreateRequest {
     uint64_t size;
     bool no_backing; /* -u: never open the backing file */
     bool quiet;
+    QedLocking locking; /* --locking */
 } CreateRequest;
 
 /* Opens the backing file as qemu-img does (read-only, without its own
@@ -241,6 +247,7 @@ static bool probe_backing(const CreateRequest *req, ImgOpts *opts, GError **errp
     QedOpenOptions oopts = {
         .format = backing_fmt,
         .flags = QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING | QED_OPEN_FORCE_SHARE,
+        .locking = req->locking,
     };
     GError *err = NULL;
 
@@ -348,7 +355,7 @@ static bool create_image(const CreateRequest *req)
         printf("Formatting '%s', fmt=%s %s\n", req->filename, req->fmt, settings);
         fflush(stdout);
     }
-    if (format->create(req->filename, opts, &err) < 0) {
+    if (format->create(req->filename, opts, req->locking, &err) < 0) {
         if (err->domain == QED_ERROR) {
             img_error("%s", err->message); /* the library names the file */
         } else {
@@ -360,10 +367,15 @@ static bool create_image(const CreateRequest *req)
     return true;
 }
 
+enum {
+    OPTION_LOCKING = 256,
+};
+
 static int img_create(int argc, char **argv)
 {
     static const struct option long_options[] = {
         { "help", no_argument, NULL, 'h' },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { NULL, 0, NULL, 0 },
     };
     CreateRequest req = { .fmt = "qed" };
@@ -392,6 +404,11 @@ static int img_create(int argc, char **argv)
             break;
         case 'u':
             req.no_backing = true;
+            break;
+        case OPTION_LOCKING:
+            if (!img_parse_locking(optarg, &req.locking)) {
+                return 1;
+            }
             break;
         }
     }
@@ -433,12 +450,14 @@ const ImgCommand img_create_command = {
     .name = "create",
     .run = img_create,
     .synopsis = "[-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
-                "filename [size]",
+                "[--locking=mode] filename [size]",
     .summary = "Create a new image.",
     .help =
         "Create the disk image FILENAME of SIZE bytes, like qemu-img create: the same\n"
         "options, the same checks and messages, the same \"Formatting\" line, and for\n"
-        "QED the same bytes in the file. An existing file is replaced.\n"
+        "QED the same bytes in the file. An existing file is replaced, unless a program\n"
+        "has it open (QEMU or libqed, which lock the images they use): then nothing in\n"
+        "it changes and the status is 1.\n"
         "\n"
         "With a backing file, the new image starts as a copy-on-write overlay: reads of\n"
         "clusters that were never written fall through to the backing file. A relative\n"
@@ -456,6 +475,9 @@ const ImgCommand img_create_command = {
         "  -o options       comma separated name=value format options, see below; may\n"
         "                   be repeated; '-o help' lists the options of the format\n"
         "  -q               quiet: do not print the \"Formatting\" line\n"
+        "  --locking=mode   'auto' (the default) locks a QED image while writing it as\n"
+        "                   QEMU does where the file system allows it, 'on' fails where\n"
+        "                   it does not, 'off' overwrites the file whoever uses it\n"
         "  -h, --help       display this help and exit\n"
         "\n"
         "Options of -o for qed:\n"

@@ -38,14 +38,24 @@ static void image_info_free(gpointer p)
     g_free(info);
 }
 
+/* How the images are opened: -U and --locking. */
+typedef struct InfoOpen {
+    bool force_share;
+    QedLocking locking;
+} InfoOpen;
+
 /* Opens one image the way qemu-img info does: read-only, without its
- * backing file (which may be missing or untrusted). */
-static ImageInfo *query_image(const char *filename, const char *fmt, bool force_share)
+ * backing file (which may be missing or untrusted). A backing file of the
+ * chain is locked as one (force-share), as qemu-img opens it under the
+ * image above. */
+static ImageInfo *query_image(const char *filename, const char *fmt, const InfoOpen *how,
+                              bool backing)
 {
     QedOpenOptions oopts = {
         .format = fmt,
         .flags = QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING |
-                 (force_share ? QED_OPEN_FORCE_SHARE : 0),
+                 (how->force_share || backing ? QED_OPEN_FORCE_SHARE : 0),
+        .locking = how->locking,
     };
     GError *err = NULL;
     QedInfo qinfo;
@@ -110,7 +120,7 @@ static bool seen_before(GHashTable *seen, const char *filename)
 
 /* The image, then (with chain) each backing file in turn. NULL on error. */
 static GPtrArray *collect_infos(const char *filename, const char *fmt, bool chain,
-                                bool force_share)
+                                const InfoOpen *how)
 {
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(image_info_free);
@@ -121,7 +131,7 @@ static GPtrArray *collect_infos(const char *filename, const char *fmt, bool chai
         if (seen_before(seen, next)) {
             return NULL;
         }
-        ImageInfo *info = query_image(next, next_fmt, force_share);
+        ImageInfo *info = query_image(next, next_fmt, how, infos->len > 0);
         if (!info) {
             return NULL;
         }
@@ -207,6 +217,7 @@ static void print_json(GPtrArray *infos, bool as_list)
 enum {
     OPTION_OUTPUT = 256,
     OPTION_BACKING_CHAIN,
+    OPTION_LOCKING,
 };
 
 static int img_info(int argc, char **argv)
@@ -217,12 +228,13 @@ static int img_info(int argc, char **argv)
         { "output", required_argument, NULL, OPTION_OUTPUT },
         { "backing-chain", no_argument, NULL, OPTION_BACKING_CHAIN },
         { "force-share", no_argument, NULL, 'U' },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL;
     const char *output = NULL;
     bool chain = false;
-    bool force_share = false;
+    InfoOpen how = { .locking = QED_LOCKING_AUTO };
     int c;
 
     while ((c = img_getopt(&img_info_command, argc, argv, ":f:hU", long_options)) != -1) {
@@ -231,7 +243,12 @@ static int img_info(int argc, char **argv)
             fmt = optarg;
             break;
         case 'U':
-            force_share = true;
+            how.force_share = true;
+            break;
+        case OPTION_LOCKING:
+            if (!img_parse_locking(optarg, &how.locking)) {
+                return 1;
+            }
             break;
         case OPTION_OUTPUT:
             output = optarg;
@@ -251,7 +268,7 @@ static int img_info(int argc, char **argv)
         return 1;
     }
 
-    g_autoptr(GPtrArray) infos = collect_infos(filename, fmt, chain, force_share);
+    g_autoptr(GPtrArray) infos = collect_infos(filename, fmt, chain, &how);
     if (!infos) {
         return 1;
     }
@@ -271,7 +288,7 @@ static int img_info(int argc, char **argv)
 const ImgCommand img_info_command = {
     .name = "info",
     .run = img_info,
-    .synopsis = "[-f fmt] [--output=ofmt] [--backing-chain] [-U] filename",
+    .synopsis = "[-f fmt] [--output=ofmt] [--backing-chain] [-U] [--locking=mode] filename",
     .summary = "Show information about an image.",
     .help =
         "Describe the disk image FILENAME as qemu-img info does, with the same lines\n"
@@ -291,8 +308,11 @@ const ImgCommand img_info_command = {
         "  --backing-chain    describe the backing file too, and its backing file, down\n"
         "                     the chain; JSON output is then an array. A chain that\n"
         "                     loops back to an image is an error\n"
-        "  -U, --force-share  open the image without taking its lock, so that an\n"
+        "  -U, --force-share  let other programs write the image meanwhile, so that an\n"
         "                     image in use by another program can be inspected\n"
+        "  --locking=mode     'auto' (the default) locks the image as QEMU does where\n"
+        "                     the file system allows it, 'on' fails where it does not,\n"
+        "                     'off' takes no lock and ignores those of others\n"
         "  -h, --help         display this help and exit\n"
         "\n"
         "Exit status: 0 on success, 1 when an image cannot be opened or read.\n"

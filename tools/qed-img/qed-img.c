@@ -12,6 +12,8 @@
 
 #include <qed.h>
 
+#include "locking.h"
+
 /* New commands (check, convert, map, compare, resize...) go here. */
 static const ImgCommand *const commands[] = {
     &img_check_command,
@@ -100,6 +102,15 @@ bool img_parse_output(const char *output, bool *json)
     return true;
 }
 
+bool img_parse_locking(const char *arg, QedLocking *mode)
+{
+    if (!locking_parse(arg, mode)) {
+        img_error("--locking must be used with auto, on or off as argument.");
+        return false;
+    }
+    return true;
+}
+
 int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_opts,
                const struct option *long_opts)
 {
@@ -155,7 +166,9 @@ static G_NORETURN void print_help(void)
            "  'options' is a comma separated list of name=value format options;\n"
            "    write ',,' for a comma inside a value; '-o help' lists them\n"
            "  '-q' quiet mode: print nothing but errors\n"
-           "  '-U' force share: open the image without taking its lock\n"
+           "  '-U' force share: open the image read-only without locking out writers\n"
+           "  '--locking' locks the image as QEMU does ('auto', the default), also where\n"
+           "    the file system cannot ('on'), or not at all ('off')\n"
            "  '--output' takes the format of the output: 'human' or 'json'\n"
            "\n"
            "Exit status: 0 on success, 1 on any error.\n"

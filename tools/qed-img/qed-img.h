@@ -12,6 +12,8 @@
 
 #include <glib.h>
 
+#include <qed.h>
+
 #define QED_IMG_NAME "qed-img"
 
 /* ---------------------------------------------------------------- qed-img.c */
@@ -38,6 +40,9 @@ G_NORETURN void img_error_exit(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* The value of --output: sets *json; false (after an error message, as
  * qemu-img words it) when it is neither human nor json. NULL means human. */
 bool img_parse_output(const char *output, bool *json);
+/* The value of --locking (auto, on or off) into *mode; false, after an
+ * error message, when it is none of them. */
+bool img_parse_locking(const char *arg, QedLocking *mode);
 
 /* Prints the help of one command to stdout and exits with status 0. */
 G_NORETURN void img_command_help(const ImgCommand *cmd);

@@ -19,7 +19,7 @@ static const IoCmd *const commands[] = {
     &io_aio_flush_cmd, &io_aio_read_cmd, &io_aio_write_cmd, &io_alloc_cmd, &io_close_cmd,
     &io_discard_cmd, &io_flush_cmd, &io_help_cmd, &io_info_cmd, &io_length_cmd,
     &io_map_cmd, &io_open_cmd, &io_quit_cmd, &io_read_cmd, &io_readv_cmd,
-    &io_sleep_cmd, &io_truncate_cmd, &io_write_cmd, &io_writev_cmd,
+    &io_reopen_cmd, &io_sleep_cmd, &io_truncate_cmd, &io_write_cmd, &io_writev_cmd,
 };
 
 static const IoCmd *find_command(const char *name)

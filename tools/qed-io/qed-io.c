@@ -1,7 +1,7 @@
 /*
  * qed-io: exercises a QED or raw image through libqed with qemu-io's command
  * syntax and output. This file holds the program: its options, the command
- * loop (-c commands, else lines from stdin) and open, close and quit.
+ * loop (-c commands, else lines from stdin) and open, reopen, close and quit.
  */
 #include "qed-io.h"
 
@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "locking.h"
 
 /* Turns a qemu cache mode into open flags; -EINVAL for an unknown one. */
 static int parse_cache_mode(const char *mode, unsigned *flags)
@@ -36,10 +38,27 @@ static int parse_cache_mode(const char *mode, unsigned *flags)
     return -EINVAL;
 }
 
-/* Opens filename as the current image; format NULL probes. */
-static int open_image(IoState *s, const char *filename, const char *format, unsigned flags)
+/* The library's open errors read "Could not open 'FILE': REASON", as
+ * qemu-img prints them; qemu-io prints "can't open device FILE: REASON",
+ * and only the REASON of a failed open(2) itself starts with "Could not
+ * open 'FILE': ". */
+static const char *open_error_reason(const char *filename, const GError *err)
 {
-    QedOpenOptions opts = { .format = format, .flags = flags };
+    g_autofree char *prefix = g_strdup_printf("Could not open '%s': ", filename);
+    const char *reason = err->message;
+
+    if (g_str_has_prefix(reason, prefix) &&
+        strcmp(reason + strlen(prefix), g_strerror(err->code)) != 0) {
+        reason += strlen(prefix);
+    }
+    return reason;
+}
+
+/* Opens filename as the current image; format NULL probes. */
+static int open_image(IoState *s, const char *filename, const char *format, unsigned flags,
+                      QedLocking locking)
+{
+    QedOpenOptions opts = { .format = format, .flags = flags, .locking = locking };
     GError *err = NULL;
 
     if (s->img) {
@@ -49,11 +68,12 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
     s->img = qed_open(filename, &opts, &err);
     if (!s->img) {
         io_error_report("can't open device %s: %s", filename,
-                        err ? err->message : "unknown error");
+                        err ? open_error_reason(filename, err) : "unknown error");
         g_clear_error(&err);
         return -EINVAL;
     }
     s->read_only = flags & QED_OPEN_READ_ONLY;
+    s->open_flags = flags;
     return 0;
 }
 
@@ -71,16 +91,26 @@ static int close_image(IoState *s)
     return io_lib_error(ret, err);
 }
 
-/* "driver=FMT" is the one block option qed-io understands. */
-static int parse_open_options(const char *optstr, const char **format)
+/* "driver=FMT" and "file.locking=MODE" are the block options qed-io
+ * understands. */
+static int parse_open_options(const char *filename, const char *optstr, const char **format,
+                              QedLocking *locking)
 {
     g_auto(GStrv) opts = g_strsplit(optstr, ",", -1);
 
     for (char **opt = opts; *opt; opt++) {
         if (g_str_has_prefix(*opt, "driver=")) {
             *format = g_intern_string(*opt + strlen("driver="));
+        } else if (g_str_has_prefix(*opt, "file.locking=")) {
+            const char *mode = *opt + strlen("file.locking=");
+            if (!locking_parse(mode, locking)) {
+                io_error_report("can't open device %s: invalid parameter value: %s",
+                                filename ? filename : "", mode);
+                return -EINVAL;
+            }
         } else if (**opt) {
-            io_error_report("Unsupported open option '%s' (only driver= is known)", *opt);
+            io_error_report("Unsupported open option '%s' (only driver= and file.locking= "
+                            "are known)", *opt);
             return -EINVAL;
         }
     }
@@ -91,6 +121,8 @@ static int open_f(IoState *s, int argc, char **argv)
 {
     unsigned flags = 0;
     const char *format = NULL;
+    const char *optstr = NULL;
+    QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
     while ((c = getopt(argc, argv, "nro:t:U")) != -1) {
@@ -102,9 +134,7 @@ static int open_f(IoState *s, int argc, char **argv)
             flags |= QED_OPEN_READ_ONLY;
             break;
         case 'o':
-            if (parse_open_options(optarg, &format) < 0) {
-                return -EINVAL;
-            }
+            optstr = optarg;
             break;
         case 't':
             if (parse_cache_mode(optarg, &flags) < 0) {
@@ -124,7 +154,10 @@ static int open_f(IoState *s, int argc, char **argv)
         io_print_usage(&io_open_cmd);
         return -EINVAL;
     }
-    return open_image(s, argv[optind], format, flags);
+    if (optstr && parse_open_options(argv[optind], optstr, &format, &locking) < 0) {
+        return -EINVAL;
+    }
+    return open_image(s, argv[optind], format, flags, locking);
 }
 
 const IoCmd io_open_cmd = {
@@ -134,7 +167,7 @@ const IoCmd io_open_cmd = {
     .argmin = 1,
     .argmax = -1,
     .flags = IO_CMD_NOFILE_OK,
-    .args = "[-rnU] [-t cache] [-o driver=FMT] path",
+    .args = "[-rnU] [-t cache] [-o driver=FMT,file.locking=MODE] path",
     .oneline = "open the file specified by path",
     .help = "\n"
             " Opens an image for the other commands; only one is open at a time.\n"
@@ -145,8 +178,67 @@ const IoCmd io_open_cmd = {
             " -r, -- open read-only\n"
             " -n, -- bypass the host page cache, the same as -t none\n"
             " -t, -- cache mode: writeback (default), writethrough, none, directsync\n"
-            " -U, -- take no lock on the image file\n"
-            " -o, -- driver=qed or driver=raw; the format is probed otherwise\n"
+            " -U, -- force shared permissions: read-only, and let others write meanwhile\n"
+            " -o, -- driver=qed or driver=raw (the format is probed otherwise);\n"
+            "        file.locking=auto, on or off (see qed-io --help)\n"
+            "\n",
+};
+
+/* Switches the open image between read-only and read-write (qemu-io's
+ * reopen; the cache mode and driver options cannot change here). */
+static int reopen_f(IoState *s, int argc, char **argv)
+{
+    bool read_only = s->read_only;
+    bool mode_given = false;
+    int c;
+
+    while ((c = getopt(argc, argv, "rw")) != -1) {
+        switch (c) {
+        case 'r':
+        case 'w':
+            if (mode_given) {
+                io_error_report("Only one -r/-w option may be given");
+                return -EINVAL;
+            }
+            mode_given = true;
+            read_only = c == 'r';
+            break;
+        default:
+            io_print_usage(&io_reopen_cmd);
+            return -EINVAL;
+        }
+    }
+    if (optind != argc) {
+        io_print_usage(&io_reopen_cmd);
+        return -EINVAL;
+    }
+    io_aio_poll(s, true); /* qed_reopen wants no request in flight */
+    unsigned flags = (s->open_flags & ~QED_OPEN_READ_ONLY) | (read_only ? QED_OPEN_READ_ONLY : 0);
+    GError *err = NULL;
+    int ret = qed_reopen(s->img, flags, &err);
+    if (ret < 0) {
+        return io_lib_error(ret, err);
+    }
+    s->open_flags = flags;
+    s->read_only = read_only;
+    return 0;
+}
+
+const IoCmd io_reopen_cmd = {
+    .name = "reopen",
+    .func = reopen_f,
+    .argmin = 0,
+    .argmax = -1,
+    .args = "[(-r|-w)]",
+    .oneline = "reopens an image with new options",
+    .help = "\n"
+            " Changes the open options of an already opened image\n"
+            "\n"
+            " Example:\n"
+            " 'reopen -w' - makes a read-only image writable, if nobody else uses it\n"
+            "\n"
+            " -r, -- Reopen the image read-only\n"
+            " -w, -- Reopen the image read-write\n"
             "\n",
 };
 
@@ -233,13 +325,21 @@ static void usage(void)
            "  -n, --nocache        bypass the host page cache, the same as -t none\n"
            "  -t, --cache=MODE     writeback (default), writethrough, none, directsync\n"
            "  -m, --misalign       misalign the I/O buffers (tests O_DIRECT paths)\n"
-           "  -U, --force-share    take no lock on the image file\n"
+           "  -U, --force-share    force shared permissions: open read-only, and let\n"
+           "                       other programs write the image meanwhile\n"
+           "  --locking=MODE       auto (default): lock the image as QEMU does where the\n"
+           "                       file system allows it; on: fail where it does not;\n"
+           "                       off: take no lock and ignore those of others\n"
            "  -h, --help           display this help and exit\n"
            "  -V, --version        output version information and exit\n"
            "\n"
            "See '%s -c help' for the commands.\n",
            name, name);
 }
+
+enum {
+    OPTION_LOCKING = 256,
+};
 
 int main(int argc, char **argv)
 {
@@ -253,9 +353,11 @@ int main(int argc, char **argv)
         { "cache", required_argument, NULL, 't' },
         { "misalign", no_argument, NULL, 'm' },
         { "force-share", no_argument, NULL, 'U' },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { NULL, 0, NULL, 0 },
     };
     IoState s = { 0 };
+    QedLocking locking = QED_LOCKING_AUTO;
     GPtrArray *cmds = g_ptr_array_new();
     const char *format = NULL;
     unsigned flags = 0;
@@ -290,6 +392,12 @@ int main(int argc, char **argv)
         case 'U':
             flags |= QED_OPEN_FORCE_SHARE;
             break;
+        case OPTION_LOCKING:
+            if (!locking_parse(optarg, &locking)) {
+                io_error_report("--locking must be used with auto, on or off as argument.");
+                return 1;
+            }
+            break;
         case 'V':
             printf("%s version %s (libqed)\n", g_get_prgname(), LIBQED_VERSION);
             return 0;
@@ -307,7 +415,7 @@ int main(int argc, char **argv)
     }
 
     s.aio = io_aio_pool_new();
-    if (argc - optind == 1 && open_image(&s, argv[optind], format, flags) < 0) {
+    if (argc - optind == 1 && open_image(&s, argv[optind], format, flags, locking) < 0) {
         return 1;
     }
     ret = command_loop(&s, (char **)cmds->pdata, (int)cmds->len);

@@ -21,6 +21,7 @@ typedef struct IoAioPool IoAioPool;
 typedef struct IoState {
     QedImage *img;  /* NULL while no file is open; owned */
     bool read_only; /* img was opened without write access */
+    unsigned open_flags; /* the QED_OPEN_* flags img has now */
     bool misalign;  /* -m: buffers start 16 bytes past an alignment */
     bool quit;      /* set by "quit"; the command loop stops */
     IoAioPool *aio; /* requests started by aio_read/aio_write; owned */
@@ -45,8 +46,9 @@ typedef struct IoCmd {
     const char *help;    /* longer help text, or NULL */
 } IoCmd;
 
-/* qed-io.c: the program, its image and the commands that manage it */
-extern const IoCmd io_open_cmd, io_close_cmd, io_quit_cmd;
+/* qed-io.c: the program, its image and the commands that manage it (open,
+ * reopen, close, quit) */
+extern const IoCmd io_open_cmd, io_close_cmd, io_quit_cmd, io_reopen_cmd;
 
 /* qed-io-cmds.c: the command table, dispatch, and the commands that ask the
  * image about itself */
