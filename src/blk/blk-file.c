@@ -297,34 +297,8 @@ static const BlkOps blk_file_ops = {
     .close = file_close,
 };
 
-BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
+BlkDev *blk_file_new(int fd, const char *filename, unsigned flags)
 {
-    int oflags = O_CLOEXEC;
-    if (flags & BLK_OPEN_READ_ONLY) {
-        oflags |= O_RDONLY;
-    } else {
-        oflags |= O_RDWR;
-    }
-    if (flags & BLK_OPEN_CREATE) {
-        oflags |= O_CREAT | O_TRUNC;
-    }
-    if (flags & BLK_OPEN_DIRECT) {
-        oflags |= O_DIRECT;
-    }
-    int fd = open(filename, oflags, 0644);
-    if (fd < 0) {
-        int err = errno;
-        g_set_error(errp, QED_ERROR, err,
-                    "Could not open '%s': %s", filename, g_strerror(err));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        close(fd);
-        g_set_error(errp, QED_ERROR, EISDIR,
-                    "Could not open '%s': %s", filename, g_strerror(EISDIR));
-        return NULL;
-    }
     BlkFile *f = g_new0(BlkFile, 1);
     blk_init(&f->dev, &blk_file_ops, filename, flags & BLK_OPEN_READ_ONLY);
     f->fd = fd;
@@ -334,4 +308,14 @@ BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
     }
     pthread_rwlock_init(&f->rmw_lock, NULL);
     return &f->dev;
+}
+
+BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
+{
+    struct stat st;
+    int fd = blk_open_fd(AT_FDCWD, filename, filename, flags, &st, errp);
+    if (fd < 0) {
+        return NULL;
+    }
+    return blk_file_new(fd, filename, flags);
 }

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "probe-warning.h"
+
 /* Turns a qemu cache mode into open flags; -EINVAL for an unknown one. */
 static int parse_cache_mode(const char *mode, unsigned *flags)
 {
@@ -54,6 +56,9 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
         return -EINVAL;
     }
     s->read_only = flags & QED_OPEN_READ_ONLY;
+    if (!s->read_only) {
+        probe_warning_print(s->img, filename);
+    }
     return 0;
 }
 
