@@ -1,7 +1,8 @@
 /*
  * What a backing file name stored in an image may lead to: the local file
  * QEMU would open for it, never a network endpoint, and with
- * QED_OPEN_BACKING_CONFINED only a file beneath one directory.
+ * QED_OPEN_BACKING_CONFINED only a file beneath one directory. (The name
+ * given to qed_open is read by the same protocol rules.)
  *
  * Design notes:
  * - QEMU treats a name with a ':' before any '/' as "protocol:rest"
@@ -146,10 +147,8 @@ void confinement_fini(Confinement *c)
     c->dirfd = -1;
 }
 
-/* Refuses a name with a protocol other than "file:"; *local gets the local
- * file name and *from_cwd whether it is relative to the working directory
- * rather than to the image. */
-static int local_name(const char *name, const char **local, bool *from_cwd, GError **errp)
+int image_local_name(const char *name, const char *what, const char **local, bool *from_cwd,
+                     GError **errp)
 {
     *local = name;
     *from_cwd = false;
@@ -164,16 +163,15 @@ static int local_name(const char *name, const char **local, bool *from_cwd, GErr
     }
     if (in_list(network_protocols, G_N_ELEMENTS(network_protocols), protocol)) {
         g_set_error(errp, QED_ERROR, ENOTSUP,
-                    "Could not open '%s': network backing files are not supported yet "
-                    "(protocol '%s')",
-                    name, protocol);
+                    "Could not open '%s': network %s are not supported yet (protocol '%s')",
+                    name, what, protocol);
         return -ENOTSUP;
     }
     if (strcmp(protocol, "json") == 0 ||
         in_list(other_protocols, G_N_ELEMENTS(other_protocols), protocol)) {
         g_set_error(errp, QED_ERROR, ENOTSUP,
-                    "Could not open '%s': protocol '%s' is not supported for backing files",
-                    name, protocol);
+                    "Could not open '%s': protocol '%s' is not supported for %s", name,
+                    protocol, what);
         return -ENOTSUP;
     }
     g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown protocol '%s'", name,
@@ -187,7 +185,7 @@ int backing_locate(const QedImage *img, const char *name, BackingLocation *loc,
     memset(loc, 0, sizeof(*loc));
     const char *local;
     bool from_cwd;
-    int ret = local_name(name, &local, &from_cwd, errp);
+    int ret = image_local_name(name, "backing files", &local, &from_cwd, errp);
     if (ret < 0) {
         return ret;
     }

@@ -304,9 +304,11 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
 {
     g_return_val_if_fail(filename && opts, -EINVAL);
     GError *err = NULL;
-    BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, errp);
+    BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, &err);
     if (!file) {
-        return -EIO;
+        int code = err->code;
+        g_propagate_error(errp, err);
+        return -code;
     }
     int ret = qed_format_create(file, opts, &err);
     blk_close(file);
@@ -316,18 +318,25 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     return ret;
 }
 
-QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp)
+QedImage *qed_open(const char *name, const QedOpenOptions *opts, GError **errp)
 {
-    g_return_val_if_fail(filename, NULL);
+    g_return_val_if_fail(name, NULL);
     QedOpenOptions defaults = { 0 };
     if (!opts) {
         opts = &defaults;
+    }
+    /* Read as QEMU reads it: "file:x" is x, "nbd://..." is no local file. */
+    const char *filename;
+    bool from_cwd;
+    if (image_local_name(name, "images", &filename, &from_cwd, errp) < 0) {
+        return NULL;
     }
     Confinement confine;
     g_autofree char *top_path = NULL;
     bool confined = (opts->flags & QED_OPEN_BACKING_CONFINED) &&
                     !(opts->flags & QED_OPEN_NO_BACKING);
-    if (confined && confinement_init(&confine, filename, opts->backing_dir, &top_path, errp) < 0) {
+    if (confined &&
+        confinement_init(&confine, filename, opts->backing_dir, &top_path, errp) < 0) {
         return NULL;
     }
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);

@@ -169,9 +169,16 @@ static int file_flush(BlkDev *dev)
 
 static int64_t file_get_length(BlkDev *dev)
 {
+    int fd = to_file(dev)->fd;
     struct stat st;
-    if (fstat(to_file(dev)->fd, &st) < 0) {
+    if (fstat(fd, &st) < 0) {
         return -errno;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        /* st_size is 0 for a block device; its end is its size. (The file
+         * offset is never used for I/O: every access is pread/pwrite.) */
+        off_t end = lseek(fd, 0, SEEK_END);
+        return end < 0 ? -errno : end;
     }
     return st.st_size;
 }
