@@ -151,14 +151,18 @@ int image_local_name(const char *name, const char *what, const char **local, boo
                      GError **errp)
 {
     *local = name;
-    *from_cwd = false;
+    if (from_cwd) {
+        *from_cwd = false;
+    }
     if (!backing_has_protocol(name)) {
         return 0;
     }
     g_autofree char *protocol = g_strndup(name, strcspn(name, ":"));
     if (strcmp(protocol, "file") == 0) {
         *local = name + strlen("file:");
-        *from_cwd = (*local)[0] != '/';
+        if (from_cwd) {
+            *from_cwd = (*local)[0] != '/';
+        }
         return 0;
     }
     if (in_list(network_protocols, G_N_ELEMENTS(network_protocols), protocol)) {

@@ -327,8 +327,7 @@ QedImage *qed_open(const char *name, const QedOpenOptions *opts, GError **errp)
     }
     /* Read as QEMU reads it: "file:x" is x, "nbd://..." is no local file. */
     const char *filename;
-    bool from_cwd;
-    if (image_local_name(name, "images", &filename, &from_cwd, errp) < 0) {
+    if (image_local_name(name, "images", &filename, NULL, errp) < 0) {
         return NULL;
     }
     Confinement confine;

@@ -96,8 +96,9 @@ int confinement_refused(const Confinement *c, const char *path, GError **errp);
 bool backing_has_protocol(const char *name);
 /* Refuses a name with a protocol other than "file:" (messages say "network
  * WHAT are not supported yet"); *local gets the local file name (past
- * "file:") and *from_cwd whether it is relative to the working directory
- * even where a relative name would be relative to an image. */
+ * "file:") and *from_cwd (unless NULL) whether it is relative to the
+ * working directory even where a relative name would be relative to an
+ * image. */
 int image_local_name(const char *name, const char *what, const char **local, bool *from_cwd,
                      GError **errp);
 
