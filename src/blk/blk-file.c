@@ -266,13 +266,12 @@ static int file_reopen(BlkDev *dev, bool read_only)
 {
     BlkFile *f = to_file(dev);
     int flags = O_CLOEXEC | (read_only ? O_RDONLY : O_RDWR) | (f->direct ? O_DIRECT : 0);
-    /* Through /proc, so that it is the same file even if the name changed. */
+    /* Through /proc, so that it is the same file even if the name changed
+     * (never by name: it might now be a FIFO, or lie outside the directory
+     * a backing chain was confined to; blk-open.c needs /proc too). */
     char path[64];
     g_snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
     int fd = open(path, flags);
-    if (fd < 0) {
-        fd = open(dev->filename, flags);
-    }
     if (fd < 0) {
         return -errno;
     }
