@@ -122,7 +122,8 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
                          GError **errp);
 
 /* Opens path (format "raw", "qed" or NULL to probe) read-only as img's
- * backing image, in place of the one the header names. */
+ * backing image, in place of the one the header names. The caller chose
+ * path, so it is not confined; the file-type and format rules apply. */
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
 /* Reads from the backing image, zeros where there is none or past its end. */
