@@ -147,8 +147,15 @@ static char *loop_device;
 static void detach_loop_device(void)
 {
     char *detach[] = { "losetup", "-d", loop_device, NULL };
-    if (!run(detach, NULL)) {
-        g_printerr("could not detach %s\n", loop_device);
+    /* The kernel may still be busy with the new device (a partition scan):
+     * then the detach fails with EBUSY for a moment. */
+    int tries = 0;
+    while (!run(detach, NULL)) {
+        if (++tries == 50) {
+            g_printerr("could not detach %s\n", loop_device);
+            break;
+        }
+        g_usleep(100 * 1000);
     }
     g_free(loop_device);
 }
