@@ -102,6 +102,14 @@ typedef struct QedOpenOptions {
 /* Opens an image and, unless QED_OPEN_NO_BACKING, its backing chain (each
  * backing file read-only). opts may be NULL (probe, read-write).
  *
+ * Names, of the image and of its backing files, are read as QEMU reads
+ * them: "file:NAME" is the local file NAME (a relative one from the working
+ * directory, as in QEMU); any other "protocol:" prefix (a ':' before the
+ * first '/') is refused, network ones ("nbd://...", "http://...") with
+ * -ENOTSUP, unknown ones with -EINVAL ("Unknown protocol"), never read as
+ * a local path. A local file named "a:b" is "./a:b". Other backing names
+ * are relative to the directory of the image that names them.
+ *
  * Probing: a file that starts with the magic of another format QEMU knows
  * (qcow2, qcow, vmdk, vdi, vhdx, vpc, luks, parallels, bochs, cloop, and dmg
  * by its ".dmg" name) is refused ("Image format 'qcow2' is not supported"),
@@ -112,9 +120,18 @@ typedef struct QedOpenOptions {
  * another format fails with -EPERM.
  *
  * The image may be a regular file or a block device. A backing file must be
- * a regular file (or, with QED_OPEN_BACKING_BLOCK_DEVICES, a block device);
- * FIFOs, sockets, character devices, directories and network names
- * ("nbd://...") are refused without being opened.
+ * a regular file (or, with QED_OPEN_BACKING_BLOCK_DEVICES, a block device:
+ * else -EPERM); FIFOs, sockets and character devices (-EINVAL) and
+ * directories (-EISDIR) are refused without being opened, so the open never
+ * blocks on them.
+ *
+ * QED_OPEN_BACKING_CONFINED: each backing file is opened with openat2()
+ * RESOLVE_BENEATH from the directory, so that no "..", symlink or /proc
+ * link leads out of it; a relative name is found through the referring
+ * image's path inside the directory, an absolute name must lie lexically
+ * beneath it. A file outside fails the open with -EPERM and a message
+ * naming the file and the directory; where the kernel lacks openat2 (Linux
+ * before 5.6) every confined backing open fails with -ENOSYS.
  *
  * Locks: a read-write open takes QEMU's read-write lock set, a read-only
  * open its read-only set, QED_OPEN_FORCE_SHARE only the "consistent read"
@@ -195,7 +212,7 @@ int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ex
                      GError **errp);
 
 typedef struct QedInfo {
-    const char *filename;        /* as given to qed_open */
+    const char *filename;        /* as given to qed_open (less a "file:" prefix) */
     const char *format;          /* "qed" or "raw" */
     uint64_t virtual_size;       /* bytes */
     uint64_t file_length;        /* bytes */
@@ -209,7 +226,8 @@ typedef struct QedInfo {
     bool need_check;             /* NEED_CHECK is set in the header now */
     const char *backing_file;    /* name as stored, or NULL */
     const char *backing_format;  /* "raw" for BACKING_FORMAT_NO_PROBE, else NULL */
-    const char *backing_file_full; /* the name resolved against the image's directory */
+    const char *backing_file_full; /* the name resolved against the image's directory
+                                    * (names with a protocol prefix as they are) */
     bool format_probed;          /* no format was given and the file probed as raw: tools
                                   * print QEMU's warning when it is writable */
 } QedInfo;
@@ -220,8 +238,9 @@ int qed_get_info(QedImage *img, QedInfo *info, GError **errp);
 /* The opened backing image, or NULL. Owned by img. */
 QedImage *qed_get_backing(QedImage *img);
 
-/* How a backing name stored in image `filename` is found: absolute names as
- * they are, relative names against the image's directory. Free with g_free. */
+/* How a backing name stored in image `filename` is found: absolute names
+ * and names with a protocol prefix ("nbd://...", "file:x") as they are,
+ * relative names against the image's directory. Free with g_free. */
 char *qed_backing_path(const char *filename, const char *backing_name);
 
 typedef struct QedCheckResult {

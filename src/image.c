@@ -1,15 +1,20 @@
 /*
- * The public API of include/qed.h: argument checks, format probing, backing
- * chains, and dispatch to the format drivers (qed.c, raw.c).
+ * The public API of include/qed.h: argument checks, format probing (by
+ * probe.c's rules), backing chains (named files found by backing.c), and
+ * dispatch to the format drivers (qed.c, raw.c).
  * Every call follows one template: check the arguments, zero the caller's
  * read buffer, call the driver, turn a -errno into a message naming the file.
  */
 #include "image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "probe.h"
 
 G_DEFINE_QUARK(qed-error-quark, qed_error)
 
@@ -23,7 +28,9 @@ int image_error(QedImage *img, GError **errp, int ret, const char *what)
 
 char *qed_backing_path(const char *filename, const char *backing_name)
 {
-    if (backing_name[0] == '/') {
+    /* Absolute names, and names QEMU opens through a protocol ("nbd://...",
+     * "file:b.raw"), stand as they are. */
+    if (backing_name[0] == '/' || backing_has_protocol(backing_name)) {
         return g_strdup(backing_name);
     }
     /* Relative to the directory of the image, kept as the caller spelt it
@@ -46,18 +53,52 @@ static const ImageDriver *find_driver(const char *format)
     return NULL;
 }
 
-static const ImageDriver *probe_driver(BlkDev *file)
+static int unsupported_format(const char *name, const char *format, GError **errp)
 {
-    uint8_t buf[512];
-    if (blk_pread(file, buf, sizeof(buf), 0) < 0) {
-        return &raw_driver;
+    g_set_error(errp, QED_ERROR, ENOTSUP,
+                "Could not open '%s': Image format '%s' is not supported", name, format);
+    return -ENOTSUP;
+}
+
+/* The driver for a format the caller named: qed, raw, or an error that
+ * tells a format QEMU knows from a name nobody knows. */
+static const ImageDriver *named_driver(const char *name, const char *format, GError **errp)
+{
+    const ImageDriver *drv = find_driver(format);
+    if (drv) {
+        return drv;
     }
-    for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
-        if (drivers[i] != &raw_driver && drivers[i]->probe(buf, sizeof(buf))) {
-            return drivers[i];
-        }
+    if (probe_is_foreign_format(format)) {
+        unsupported_format(name, format, errp);
+    } else {
+        g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'", name,
+                    format);
     }
-    return &raw_driver;
+    return NULL;
+}
+
+/* The driver for file by QEMU's probe; a format QEMU knows that is neither
+ * qed nor raw is refused rather than read as raw. */
+static const ImageDriver *probe_driver(BlkDev *file, const char *name, GError **errp)
+{
+    int64_t length = blk_get_length(file);
+    if (length == 0) {
+        return &raw_driver; /* as QEMU: an empty file is raw without probing */
+    }
+    uint8_t buf[PROBE_BYTES];
+    int ret = length < 0 ? (int)length : blk_pread(file, buf, sizeof(buf), 0);
+    if (ret < 0) {
+        g_set_error(errp, QED_ERROR, -ret,
+                    "Could not open '%s': Could not read image for determining its format: %s",
+                    name, g_strerror(-ret));
+        return NULL;
+    }
+    const char *format = probe_format(buf, name);
+    const ImageDriver *drv = find_driver(format);
+    if (!drv) {
+        unsupported_format(name, format, errp);
+    }
+    return drv;
 }
 
 static void image_free(QedImage *img)
@@ -71,17 +112,16 @@ static void image_free(QedImage *img)
     }
     blk_close(img->file);
     g_free(img->filename);
+    g_free(img->confined_path);
     g_free(img);
 }
 
-/* Adds the "dev:ino" key of filename to chain; fails if it is there already. */
-static bool chain_add(GPtrArray *chain, const char *filename, GError **errp)
+/* Adds the "dev:ino" key of the file filename to chain; fails if it is
+ * there already. */
+static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filename,
+                      GError **errp)
 {
-    struct stat st;
-    if (stat(filename, &st) != 0) {
-        return true; /* the open will say what is wrong */
-    }
-    char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino);
     for (guint i = 0; i < chain->len; i++) {
         if (strcmp(g_ptr_array_index(chain, i), key) == 0) {
             g_free(key);
@@ -116,26 +156,28 @@ static int lock_image(QedImage *img, unsigned flags, GError **errp)
 }
 
 /* Opens the image on file (owned from here on) with driver format, or the
- * probed one when NULL. */
+ * probed one when NULL. confine and confined_path (copied) are where its
+ * backing chain must stay (NULL: anywhere). */
 static QedImage *open_on(BlkDev *file, const char *name, const char *format,
-                         const QedOpenOptions *opts, int depth, GPtrArray *chain, GError **errp)
+                         const QedOpenOptions *opts, int depth, GPtrArray *chain,
+                         const Confinement *confine, const char *confined_path, GError **errp)
 {
-    const ImageDriver *drv = NULL;
-    if (format) {
-        drv = find_driver(format);
-        if (!drv) {
-            g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
-                        name, format);
-            blk_close(file);
-            return NULL;
-        }
+    const ImageDriver *drv =
+        format ? named_driver(name, format, errp) : probe_driver(file, name, errp);
+    if (!drv) {
+        blk_close(file);
+        return NULL;
     }
     QedImage *img = g_new0(QedImage, 1);
     img->file = file;
     img->filename = g_strdup(name);
     img->opts = *opts;
     img->opts.format = NULL;
-    img->drv = drv ? drv : probe_driver(file);
+    img->opts.backing_dir = NULL;
+    img->drv = drv;
+    img->probed = !format && drv == &raw_driver;
+    img->confine = confine;
+    img->confined_path = g_strdup(confined_path);
 
     /* Locked before the driver writes anything (a NEED_CHECK repair). */
     GError *err = NULL;
@@ -146,26 +188,24 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
         image_free(img);
         return NULL;
     }
+    img->confine = NULL; /* qed_open's, and the chain below is open */
     return img;
 }
 
-/* Opens one image of a chain; chain holds the "dev:ino" keys above it. */
+/* Opens one image of a chain; chain holds the "dev:ino" keys above it.
+ * With confine, the file is found at confined_path beneath its directory. */
 static QedImage *image_open(const char *filename, const char *format,
                             const QedOpenOptions *opts, int depth, GPtrArray *chain,
+                            const Confinement *confine, const char *confined_path,
                             GError **errp)
 {
-    if (format && !find_driver(format)) {
-        g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown driver '%s'",
-                    filename, format);
+    if (format && !named_driver(filename, format, errp)) {
         return NULL;
     }
     if ((opts->flags & QED_OPEN_FORCE_SHARE) && !(opts->flags & QED_OPEN_READ_ONLY)) {
         g_set_error(errp, QED_ERROR, EINVAL,
                     "Could not open '%s': force-share=on can only be used with read-only images",
                     filename);
-        return NULL;
-    }
-    if (!chain_add(chain, filename, errp)) {
         return NULL;
     }
     unsigned blk_flags = 0;
@@ -175,11 +215,35 @@ static QedImage *image_open(const char *filename, const char *format,
     if (opts->flags & QED_OPEN_DIRECT) {
         blk_flags |= BLK_OPEN_DIRECT;
     }
-    BlkDev *file = blk_file_open(filename, blk_flags, errp);
-    if (!file) {
+    if (depth > 0 && !(opts->flags & QED_OPEN_BACKING_BLOCK_DEVICES)) {
+        blk_flags |= BLK_OPEN_REGULAR_ONLY;
+    }
+    struct stat st;
+    int fd;
+    if (depth > 0 && confine) {
+        GError *err = NULL;
+        fd = blk_open_fd(confine->dirfd, confined_path, filename, blk_flags | BLK_OPEN_BENEATH,
+                         &st, &err);
+        if (fd == -EXDEV) {
+            g_clear_error(&err);
+            confinement_refused(confine, filename, &err);
+        }
+        if (fd < 0) {
+            g_propagate_error(errp, err);
+            return NULL;
+        }
+    } else {
+        fd = blk_open_fd(AT_FDCWD, filename, filename, blk_flags, &st, errp);
+        if (fd < 0) {
+            return NULL;
+        }
+    }
+    if (!chain_add(chain, &st, filename, errp)) {
+        close(fd);
         return NULL;
     }
-    return open_on(file, filename, format, opts, depth, chain, errp);
+    BlkDev *file = blk_file_new(fd, filename, blk_flags);
+    return open_on(file, filename, format, opts, depth, chain, confine, confined_path, errp);
 }
 
 QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, unsigned flags,
@@ -187,20 +251,24 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
 {
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
     QedOpenOptions opts = { .flags = flags };
-    QedImage *img = open_on(file, name, format, &opts, 0, chain, errp);
+    QedImage *img = open_on(file, name, format, &opts, 0, chain, NULL, NULL, errp);
     g_ptr_array_unref(chain);
     return img;
 }
 
-/* Opens path read-only as img's backing image (depth: its place in the chain). */
-static int attach_backing(QedImage *img, const char *path, const char *format, int depth,
-                          GPtrArray *chain, GError **errp)
+/* Opens the backing file at loc read-only as img's backing image (depth:
+ * its place in the chain). */
+static int attach_backing(QedImage *img, const BackingLocation *loc, const char *format,
+                          int depth, GPtrArray *chain, GError **errp)
 {
     QedOpenOptions opts = img->opts;
     /* Force-share: QEMU's backing files use consistent read and share all. */
-    opts.flags = QED_OPEN_READ_ONLY | QED_OPEN_FORCE_SHARE | (img->opts.flags & QED_OPEN_DIRECT);
+    opts.flags = QED_OPEN_READ_ONLY | QED_OPEN_FORCE_SHARE |
+                 (img->opts.flags & (QED_OPEN_DIRECT | QED_OPEN_BACKING_CONFINED |
+                                     QED_OPEN_BACKING_BLOCK_DEVICES));
     GError *err = NULL;
-    QedImage *backing = image_open(path, format, &opts, depth, chain, &err);
+    QedImage *backing = image_open(loc->path, format, &opts, depth, chain, img->confine,
+                                   loc->beneath, &err);
     if (!backing) {
         int code = err->code;
         g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
@@ -224,16 +292,23 @@ int image_open_backing(QedImage *img, const char *name, const char *format, int 
                     "Backing chain is too deep (more than %d images)", IMAGE_MAX_BACKING_DEPTH);
         return -ELOOP;
     }
-    char *path = qed_backing_path(img->filename, name);
-    int ret = attach_backing(img, path, format, depth + 1, chain, errp);
-    g_free(path);
+    BackingLocation loc;
+    GError *err = NULL;
+    int ret = backing_locate(img, name, &loc, &err);
+    if (ret == 0) {
+        ret = attach_backing(img, &loc, format, depth + 1, chain, errp);
+        backing_location_clear(&loc);
+    } else {
+        g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
+    }
     return ret;
 }
 
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp)
 {
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
-    int ret = attach_backing(img, path, format, 1, chain, errp);
+    BackingLocation loc = { .path = (char *)path };
+    int ret = attach_backing(img, &loc, format, 1, chain, errp);
     g_ptr_array_unref(chain);
     return ret;
 }
@@ -259,9 +334,11 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
 {
     g_return_val_if_fail(filename && opts, -EINVAL);
     GError *err = NULL;
-    BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, errp);
+    BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, &err);
     if (!file) {
-        return -EIO;
+        int code = err->code;
+        g_propagate_error(errp, err);
+        return -code;
     }
     /* qemu-img create's locks, before the file is emptied: it writes and
      * resizes, and shares everything but resize. */
@@ -277,16 +354,33 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     return ret;
 }
 
-QedImage *qed_open(const char *filename, const QedOpenOptions *opts, GError **errp)
+QedImage *qed_open(const char *name, const QedOpenOptions *opts, GError **errp)
 {
-    g_return_val_if_fail(filename, NULL);
+    g_return_val_if_fail(name, NULL);
     QedOpenOptions defaults = { 0 };
     if (!opts) {
         opts = &defaults;
     }
+    /* Read as QEMU reads it: "file:x" is x, "nbd://..." is no local file. */
+    const char *filename;
+    if (image_local_name(name, "images", &filename, NULL, errp) < 0) {
+        return NULL;
+    }
+    Confinement confine;
+    g_autofree char *top_path = NULL;
+    bool confined = (opts->flags & QED_OPEN_BACKING_CONFINED) &&
+                    !(opts->flags & QED_OPEN_NO_BACKING);
+    if (confined &&
+        confinement_init(&confine, filename, opts->backing_dir, &top_path, errp) < 0) {
+        return NULL;
+    }
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
-    QedImage *img = image_open(filename, opts->format, opts, 0, chain, errp);
+    QedImage *img = image_open(filename, opts->format, opts, 0, chain,
+                               confined ? &confine : NULL, top_path, errp);
     g_ptr_array_unref(chain);
+    if (confined) {
+        confinement_fini(&confine);
+    }
     return img;
 }
 
@@ -325,6 +419,13 @@ static int finish_write(QedImage *img, int ret, unsigned flags, GError **errp,
 {
     if (ret == 0 && ((flags & QED_WRITE_FUA) || (img->opts.flags & QED_OPEN_WRITETHROUGH))) {
         ret = img->drv->flush(img);
+    }
+    if (ret == -EPERM && img->probed) {
+        g_set_error(errp, QED_ERROR, EPERM,
+                    "%s: %s: the first sector would then probe as another image format "
+                    "(the format of this raw image was probed, not named)",
+                    img->filename, what);
+        return ret;
     }
     if (ret < 0) {
         return image_error(img, errp, ret, what);
@@ -436,6 +537,7 @@ int qed_get_info(QedImage *img, QedInfo *info, GError **errp)
     memset(info, 0, sizeof(*info));
     info->filename = img->filename;
     info->format = img->drv->format_name;
+    info->format_probed = img->probed;
     int64_t length = blk_get_length(img->file);
     if (length < 0) {
         return image_error(img, errp, (int)length, "Failed to get file length");

@@ -10,22 +10,33 @@
 #include "qed.h"
 
 typedef struct ImageDriver ImageDriver;
+typedef struct Confinement Confinement;
 
 struct QedImage {
     const ImageDriver *drv;
     void *opaque;           /* the driver's state; owned by the driver */
     BlkDev *file;           /* owned */
     QedImage *backing;      /* owned; NULL without one (or with QED_OPEN_NO_BACKING) */
-    char *filename;         /* as given by the caller */
-    QedOpenOptions opts;    /* as opened (opts.format unused); opts.flags are QED_OPEN_* */
+    char *filename;         /* as given by the caller; for a backing file, the local
+                             * name it was opened by (see image_open_backing) */
+    QedOpenOptions opts;    /* as opened (opts.format and opts.backing_dir unused);
+                             * opts.flags are QED_OPEN_* */
     uint64_t backing_size;  /* virtual size of backing, read once at open */
+    bool probed;            /* no format was given and the file probed as raw: writes
+                             * into its first sector are checked (raw.c) */
+    /* QED_OPEN_BACKING_CONFINED, while qed_open runs (NULL otherwise): the
+     * directory the backing chain must stay beneath, owned by qed_open. */
+    const Confinement *confine;
+    char *confined_path;    /* owned: this file's path relative to that directory,
+                             * NULL where it is not known to lie beneath it */
 };
 
 /* Every operation but open returns 0 or -errno; open sets *errp too. Request
  * arguments have been checked against the virtual size by image.c. */
 struct ImageDriver {
     const char *format_name;
-    /* Is this the driver for a file that starts with these bytes? */
+    /* Does a file that starts with these bytes carry this format's magic?
+     * (probe.c asks; NULL for raw, which is what no format claims.) */
     bool (*probe)(const uint8_t *buf, size_t len);
     /* depth and chain are passed on to image_open_backing(). */
     int (*open)(QedImage *img, int depth, GPtrArray *chain, GError **errp);
@@ -52,9 +63,57 @@ extern const ImageDriver raw_driver;
 /* Opens the backing file `name` (as stored in img) with format `format`
  * ("raw", "qed" or NULL to probe), read-only, and sets img->backing.
  * depth counts the images above; chain holds "dev:ino" keys of the images
- * above it for loop detection. */
+ * above it for loop detection. The name is found as QEMU finds it: a
+ * "file:" prefix names a local file (relative to the working directory), any
+ * other protocol prefix ("nbd://...") is refused; other names are relative
+ * to img's directory. With img->confine, the file must lie beneath the
+ * confinement directory. A backing file must be a regular file (or a block
+ * device with QED_OPEN_BACKING_BLOCK_DEVICES) of format raw or qed. */
 int image_open_backing(QedImage *img, const char *name, const char *format, int depth,
                        GPtrArray *chain, GError **errp);
+
+/* ------------------------------------------------------------ backing.c */
+
+/* QED_OPEN_BACKING_CONFINED: the directory every file of a backing chain
+ * must lie beneath, held open while qed_open runs. */
+struct Confinement {
+    int dirfd;      /* O_PATH descriptor of the directory; owned */
+    char *dir;      /* as named (the image's directory when none was given) */
+    char *dir_abs;  /* absolute, as spelt */
+    char *dir_real; /* absolute, symlinks resolved; named in messages */
+};
+
+/* Opens the directory (backing_dir, or the directory of the image filename)
+ * and sets *top_path to the image's path relative to it (NULL when it does
+ * not lie beneath it; owned by the caller). */
+int confinement_init(Confinement *c, const char *filename, const char *backing_dir,
+                     char **top_path, GError **errp);
+void confinement_fini(Confinement *c);
+/* Sets *errp to "path lies outside the directory" and returns -EPERM. */
+int confinement_refused(const Confinement *c, const char *path, GError **errp);
+
+/* Does QEMU read name as "protocol:rest" (a ':' before any '/')? */
+bool backing_has_protocol(const char *name);
+/* Refuses a name with a protocol other than "file:" (messages say "network
+ * WHAT are not supported yet"); *local gets the local file name (past
+ * "file:") and *from_cwd (unless NULL) whether it is relative to the
+ * working directory even where a relative name would be relative to an
+ * image. */
+int image_local_name(const char *name, const char *what, const char **local, bool *from_cwd,
+                     GError **errp);
+
+/* Where the backing file `name` stored in img is. */
+typedef struct BackingLocation {
+    char *path;    /* the local file to open, as QEMU finds it; names it in messages */
+    char *beneath; /* with img->confine: path relative to the directory, for openat2 */
+} BackingLocation;
+/* Fills *loc, or refuses the name (a protocol other than file:, or a file
+ * outside img->confine's directory) with *errp set. */
+int backing_locate(const QedImage *img, const char *name, BackingLocation *loc,
+                   GError **errp);
+void backing_location_clear(BackingLocation *loc);
+
+/* ---------------------------------------------------------------- image.c */
 
 /* Opens an image on an already opened device (taking ownership of file,
  * even on failure), as qed_open does on a file. name is for messages and
@@ -63,7 +122,8 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
                          GError **errp);
 
 /* Opens path (format "raw", "qed" or NULL to probe) read-only as img's
- * backing image, in place of the one the header names. */
+ * backing image, in place of the one the header names. The caller chose
+ * path, so it is not confined; the file-type and format rules apply. */
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
 /* Reads from the backing image, zeros where there is none or past its end. */

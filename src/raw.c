@@ -1,18 +1,64 @@
 /*
  * The raw format driver: the virtual disk is the file itself. Used for raw
- * backing files and for tools that take -f raw.
+ * backing files, for tools that take -f raw, and for files that probe as
+ * raw. Those are guarded as QEMU's raw driver guards them: a write into the
+ * first sector that would make the file probe as another format fails with
+ * -EPERM, so that a guest cannot turn its disk into, say, a qcow2 image
+ * naming a host file as its backing file.
  */
 #include "image.h"
 
 #include <errno.h>
+#include <string.h>
+
+#include "probe.h"
+
+/* A probed raw image's state (img->opaque); NULL when the format was named. */
+typedef struct RawState {
+    /* Held across the check and the write of every request that touches the
+     * first sector, so that two partial writes, each harmless alone, cannot
+     * together leave another format's header there. */
+    GMutex sector0_lock;
+} RawState;
 
 static int raw_open(QedImage *img, int depth, GPtrArray *chain, GError **errp)
 {
+    if (img->probed) {
+        RawState *s = g_new0(RawState, 1);
+        g_mutex_init(&s->sector0_lock);
+        img->opaque = s;
+    }
     return 0;
 }
 
 static void raw_close(QedImage *img)
 {
+    RawState *s = img->opaque;
+    if (s) {
+        g_mutex_clear(&s->sector0_lock);
+        g_free(s);
+        img->opaque = NULL;
+    }
+}
+
+/* With sector0_lock held: -EPERM unless the first sector, with the
+ * request's part of it (buf, or zeros when NULL) applied, still probes as
+ * raw. As QEMU, without the file name: a raw file named *.dmg stays raw.
+ * sector gets the first sector as the request leaves it. */
+static int check_sector0_locked(QedImage *img, const void *buf, size_t len, uint64_t offset,
+                                uint8_t sector[PROBE_BYTES])
+{
+    int ret = blk_pread(img->file, sector, PROBE_BYTES, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    size_t n = (size_t)MIN(len, PROBE_BYTES - offset);
+    if (buf) {
+        memcpy(sector + offset, buf, n);
+    } else {
+        memset(sector + offset, 0, n);
+    }
+    return strcmp(probe_format(sector, NULL), "raw") == 0 ? 0 : -EPERM;
 }
 
 static int raw_pread(QedImage *img, void *buf, size_t len, uint64_t offset)
@@ -22,12 +68,41 @@ static int raw_pread(QedImage *img, void *buf, size_t len, uint64_t offset)
 
 static int raw_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset)
 {
-    return blk_pwrite(img->file, buf, len, offset, BLK_TAG_DATA);
+    RawState *s = img->opaque;
+    if (!s || offset >= PROBE_BYTES) {
+        return blk_pwrite(img->file, buf, len, offset, BLK_TAG_DATA);
+    }
+    /* The checked copy is what is written: the caller's buffer might change
+     * under us (QEMU does the same for a guest's). */
+    uint8_t sector[PROBE_BYTES];
+    size_t head = (size_t)MIN(len, PROBE_BYTES - offset);
+    g_mutex_lock(&s->sector0_lock);
+    int ret = check_sector0_locked(img, buf, len, offset, sector);
+    if (ret == 0) {
+        ret = blk_pwrite(img->file, sector + offset, head, offset, BLK_TAG_DATA);
+    }
+    if (ret == 0 && len > head) {
+        ret = blk_pwrite(img->file, (const uint8_t *)buf + head, len - head, offset + head,
+                         BLK_TAG_DATA);
+    }
+    g_mutex_unlock(&s->sector0_lock);
+    return ret;
 }
 
 static int raw_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset)
 {
-    return blk_punch_zeroes(img->file, offset, len);
+    RawState *s = img->opaque;
+    if (!s || offset >= PROBE_BYTES) {
+        return blk_punch_zeroes(img->file, offset, len);
+    }
+    uint8_t sector[PROBE_BYTES];
+    g_mutex_lock(&s->sector0_lock);
+    int ret = check_sector0_locked(img, NULL, (size_t)MIN(len, PROBE_BYTES), offset, sector);
+    if (ret == 0) {
+        ret = blk_punch_zeroes(img->file, offset, len);
+    }
+    g_mutex_unlock(&s->sector0_lock);
+    return ret;
 }
 
 static int raw_flush(QedImage *img)
@@ -93,14 +168,8 @@ static int raw_reopen(QedImage *img, bool writable, GError **errp)
     return 0;
 }
 
-static bool raw_probe(const uint8_t *buf, size_t len)
-{
-    return true; /* anything that is no other format */
-}
-
 const ImageDriver raw_driver = {
     .format_name = "raw",
-    .probe = raw_probe,
     .open = raw_open,
     .close = raw_close,
     .pread = raw_pread,

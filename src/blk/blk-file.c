@@ -170,9 +170,16 @@ static int file_flush(BlkDev *dev)
 
 static int64_t file_get_length(BlkDev *dev)
 {
+    int fd = to_file(dev)->fd;
     struct stat st;
-    if (fstat(to_file(dev)->fd, &st) < 0) {
+    if (fstat(fd, &st) < 0) {
         return -errno;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        /* st_size is 0 for a block device; its end is its size. (The file
+         * offset is never used for I/O: every access is pread/pwrite.) */
+        off_t end = lseek(fd, 0, SEEK_END);
+        return end < 0 ? -errno : end;
     }
     return st.st_size;
 }
@@ -260,13 +267,12 @@ static int file_reopen(BlkDev *dev, bool read_only)
 {
     BlkFile *f = to_file(dev);
     int flags = O_CLOEXEC | (read_only ? O_RDONLY : O_RDWR) | (f->direct ? O_DIRECT : 0);
-    /* Through /proc, so that it is the same file even if the name changed. */
+    /* Through /proc, so that it is the same file even if the name changed
+     * (never by name: it might now be a FIFO, or lie outside the directory
+     * a backing chain was confined to; blk-open.c needs /proc too). */
     char path[64];
     g_snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
     int fd = open(path, flags);
-    if (fd < 0) {
-        fd = open(dev->filename, flags);
-    }
     if (fd < 0) {
         return -errno;
     }
@@ -313,34 +319,8 @@ static const BlkOps blk_file_ops = {
     .close = file_close,
 };
 
-BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
+BlkDev *blk_file_new(int fd, const char *filename, unsigned flags)
 {
-    int oflags = O_CLOEXEC;
-    if (flags & BLK_OPEN_READ_ONLY) {
-        oflags |= O_RDONLY;
-    } else {
-        oflags |= O_RDWR;
-    }
-    if (flags & BLK_OPEN_CREATE) {
-        oflags |= O_CREAT;
-    }
-    if (flags & BLK_OPEN_DIRECT) {
-        oflags |= O_DIRECT;
-    }
-    int fd = open(filename, oflags, 0644);
-    if (fd < 0) {
-        int err = errno;
-        g_set_error(errp, QED_ERROR, err,
-                    "Could not open '%s': %s", filename, g_strerror(err));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        close(fd);
-        g_set_error(errp, QED_ERROR, EISDIR,
-                    "Could not open '%s': %s", filename, g_strerror(EISDIR));
-        return NULL;
-    }
     BlkFile *f = g_new0(BlkFile, 1);
     blk_init(&f->dev, &blk_file_ops, filename, flags & BLK_OPEN_READ_ONLY);
     f->fd = fd;
@@ -350,4 +330,14 @@ BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
     }
     pthread_rwlock_init(&f->rmw_lock, NULL);
     return &f->dev;
+}
+
+BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp)
+{
+    struct stat st;
+    int fd = blk_open_fd(AT_FDCWD, filename, filename, flags, &st, errp);
+    if (fd < 0) {
+        return NULL;
+    }
+    return blk_file_new(fd, filename, flags);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <glib.h>
 
@@ -85,14 +86,30 @@ struct BlkDev {
     BlkStats stats;         /* updated atomically by blk.c */
 };
 
-/* Opening. Each returns NULL and sets *errp on failure. */
+/* Opening. Each returns NULL and sets *errp on failure. Only regular files
+ * and block devices are opened; FIFOs, sockets, character devices and
+ * directories are refused without being opened (blk-open.c). */
 enum {
     BLK_OPEN_READ_ONLY = 1u << 0,
     BLK_OPEN_DIRECT = 1u << 1,
-    BLK_OPEN_CREATE = 1u << 2, /* create when missing; never truncates (the caller
-                                * empties the file once it holds the locks) */
+    BLK_OPEN_CREATE = 1u << 2,       /* create when missing; never truncates (the caller
+                                      * empties the file once it holds the locks) */
+    BLK_OPEN_REGULAR_ONLY = 1u << 3, /* refuse block devices too */
+    BLK_OPEN_BENEATH = 1u << 4,      /* resolve the path beneath dirfd (openat2
+                                      * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS):
+                                      * no "..", absolute symlink or magic link
+                                      * leads out; -EXDEV when one would */
 };
 BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp);
+/* Opens path, relative to dirfd (or AT_FDCWD), for the file device with
+ * flags BLK_OPEN_*; name is the file's name in messages. Fills *st (the
+ * file's type and identity) and returns the descriptor, or -errno with
+ * *errp set. Never blocks on the file and never opens one of a refused type. */
+int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags,
+                struct stat *st, GError **errp);
+/* The file device on fd (owned from here on), opened by blk_open_fd with
+ * the same flags; filename is for messages. */
+BlkDev *blk_file_new(int fd, const char *filename, unsigned flags);
 BlkDev *blk_mem_new(const char *name, const void *contents, size_t len);
 
 /* The wrappers every caller uses: they count the I/O, then call the ops. */

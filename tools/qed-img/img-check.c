@@ -13,6 +13,8 @@
 
 #include <qed.h>
 
+#include "probe-warning.h"
+
 /* What qemu-img check reports (QEMU's ImageCheck; only the members that a
  * QED check can set). */
 typedef struct ImageCheck {
@@ -196,6 +198,9 @@ static int img_check(int argc, char **argv)
         img_error("%s", err->message);
         g_error_free(err);
         return 1;
+    }
+    if (fix) {
+        probe_warning_print(img, filename);
     }
 
     QedInfo info;

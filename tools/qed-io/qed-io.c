@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "locking.h"
+#include "probe-warning.h"
 
 /* Turns a qemu cache mode into open flags; -EINVAL for an unknown one. */
 static int parse_cache_mode(const char *mode, unsigned *flags)
@@ -74,6 +75,9 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
     }
     s->read_only = flags & QED_OPEN_READ_ONLY;
     s->open_flags = flags;
+    if (!s->read_only) {
+        probe_warning_print(s->img, filename);
+    }
     return 0;
 }
 
