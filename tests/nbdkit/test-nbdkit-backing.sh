@@ -4,7 +4,8 @@
 # image's directory, so a header naming /etc/passwd, ../../etc/passwd or a
 # symlink out of the directory stops the server, also with -r and
 # readonly=true; backing-dir=DIR widens or narrows that to DIR;
-# backing=any follows any local file, as QEMU; backing=false opens none.
+# backing=any follows any local file, as QEMU; backing=false opens none. A
+# FIFO is refused under every policy, without hanging.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/nbdkit/nbdkit-common.sh"
 requires qemu-img qemu-io nbdcopy realpath
@@ -66,6 +67,12 @@ serve_qed abs.qed backing=any readonly=true
 nbdcopy "$URI" - | head -c "$(stat -c %s /etc/passwd)" | cmp - /etc/passwd ||
     fail "backing=any does not read the backing file"
 stop_nbdkit
+
+# Whatever the policy, a FIFO is refused without hanging the open.
+mkfifo fifo
+"$QED_IMG" create -q -u -f qed -b fifo -F raw fifo.qed 1M
+nbdkit_refuses "fifo.*FIFO" "$NBDKIT_QED_PLUGIN" fifo.qed
+nbdkit_refuses "fifo.*FIFO" "$NBDKIT_QED_PLUGIN" fifo.qed backing=any
 
 # backing=false: no backing file, zeros instead.
 for img in abs.qed over.qed; do

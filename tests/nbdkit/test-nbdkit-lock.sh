@@ -60,6 +60,7 @@ until grep -q "read 4096/4096" qemu-io.out; do
 done
 serve_qed disk.qed 2>third.log
 expect_lock_refusal third.log
+echo quit >&3   # not only EOF: nbdkit inherited the fifo's other end
 exec 3>&-
 wait "$qemu_io" || true
 qemu-io -f raw -c 'write -q -P 0x33 0 4k' "$URI" >client.txt 2>&1 ||
@@ -78,6 +79,7 @@ until grep -q "read 4096/4096" qemu-io.out; do
     sleep 0.1
 done
 nbdkit_refuses 'Failed to get shared "write" lock' -r "$NBDKIT_QED_PLUGIN" disk.qed
+echo quit >&3   # not only EOF: nbdkit inherited the fifo's other end
 exec 3>&-
 wait "$qemu_io" || true
 qemu-img check -q disk.qed || fail "qemu-img check"
