@@ -2,9 +2,9 @@
 # With nbdkit -r or readonly=true, nbdkit qed never changes the image: an
 # image marked NEED_CHECK, with unknown autoclear bits and a leaked cluster
 # a repair would cut off, keeps its checksum while clients read it, as with
-# qemu-nbd -r. Without either, the image stays untouched until the first
-# connection that may write, which makes it writable (repairing it then),
-# and the writes land.
+# qemu-nbd -r; the same under the filter. Without either, the image stays
+# untouched until the first connection that may write, which makes it
+# writable (repairing it then), and the writes land.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/nbdkit/nbdkit-common.sh"
 requires qemu-img qemu-io nbdinfo nbdcopy sha256sum
@@ -43,6 +43,15 @@ if qemu-io -f raw -c 'write -q -P 0x77 0 4k' "$URI" >write.txt 2>&1 &&
 fi
 stop_nbdkit
 [ "$(sha256sum <disk.qed)" = "$sum" ] || fail "readonly=true changed the image"
+
+# The filter likewise, with -r and with qed-readonly=true.
+start_nbdkit "$SOCK" -r --filter="$FILTER" file disk.qed
+read_all
+stop_nbdkit
+start_nbdkit "$SOCK" --filter="$FILTER" file disk.qed qed-readonly=true
+read_all
+stop_nbdkit
+[ "$(sha256sum <disk.qed)" = "$sum" ] || fail "the filter changed a read-only image"
 
 # Without either: nothing is written before a client connects...
 serve_qed disk.qed
