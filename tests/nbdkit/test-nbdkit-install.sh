@@ -27,8 +27,10 @@ installed_path() {
 
 meson setup "$T/build" "$SRCDIR" --prefix="$T/prefix" >setup.txt 2>&1 ||
     fail "meson setup: $(cat setup.txt)"
-libdir=$(meson introspect --buildoptions "$T/build" |
-    python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "libdir"))')
+libdir=$(meson introspect --buildoptions "$T/build" | python3 -c '
+import json, sys
+print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "libdir"))
+')
 installed "$T/build" >plan.txt
 [ -s plan.txt ] || fail "empty install plan"
 while read -r src dst; do
