@@ -165,9 +165,9 @@ static void close_context(nbdkit_next *next)
     nbdkit_next_context_close(next);
 }
 
-/* Called with no request in flight (qed_reopen's contract). The plugin's
- * reasons for refusing (say, a file it cannot open for writing) were
- * reported with nbdkit_error. */
+/* Called with no request in flight (qed_reopen's contract). -EROFS when the
+ * plugin cannot write; other refusals of the plugin were reported with
+ * nbdkit_error. */
 static int nbd_reopen(BlkDev *dev, bool read_only)
 {
     BlkNbdkit *b = to_nbd(dev);
@@ -179,8 +179,7 @@ static int nbd_reopen(BlkDev *dev, bool read_only)
         return -EIO;
     }
     if (!read_only && !can_write) {
-        nbdkit_error("qed: the underlying plugin cannot write");
-        close_context(next);
+        close_context(next); /* the plugin cannot write: not an error */
         return -EROFS;
     }
     if (size != b->size) {

@@ -51,15 +51,28 @@ int qed_export_can_write(QedExport *exp)
 
 int qed_export_connect(QedExport *exp, int readonly)
 {
-    if (readonly || exp->stay_read_only || qed_export_can_write(exp)) {
+    pthread_rwlock_rdlock(&exp->lock);
+    bool done = readonly || exp->stay_read_only || exp->writable;
+    pthread_rwlock_unlock(&exp->lock);
+    if (done) {
         return 0;
     }
     GError *err = NULL;
     int ret = 0;
     pthread_rwlock_wrlock(&exp->lock);
-    if (!exp->writable) { /* another connection may have switched meanwhile */
+    /* Another connection may have switched meanwhile. */
+    if (!exp->writable && !exp->stay_read_only) {
         ret = qed_reopen(exp->img, exp->open_flags & ~QED_OPEN_READ_ONLY, &err);
         exp->writable = ret == 0;
+        if (ret == -EROFS) {
+            /* The storage itself is read-only (a read-only file system, a
+             * plugin below that cannot write): serve read-only, as nbdkit
+             * serves a plugin whose can_write is false, and stop trying. */
+            nbdkit_debug("serving read-only: %s", err->message);
+            g_clear_error(&err);
+            exp->stay_read_only = true;
+            ret = 0;
+        }
     }
     pthread_rwlock_unlock(&exp->lock);
     if (ret < 0) {

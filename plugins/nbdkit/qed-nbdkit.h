@@ -25,7 +25,8 @@ struct nbdkit_extents;
 typedef struct QedExport {
     QedImage *img;         /* owned; set once before serving, freed at cleanup */
     unsigned open_flags;   /* the flags img was opened with (QED_OPEN_READ_ONLY set) */
-    bool stay_read_only;   /* readonly=true: never switch */
+    bool stay_read_only;   /* readonly=true, or the storage is read-only: never
+                            * switch; after init written with lock held exclusive */
     pthread_rwlock_t lock; /* see above */
     bool writable;         /* img is open read-write; written with lock held exclusive */
 } QedExport;
@@ -38,8 +39,10 @@ void qed_export_init(QedExport *exp, bool stay_read_only);
 void qed_export_set_image(QedExport *exp, QedImage *img, unsigned flags);
 
 /* For .open: a connection that may write (readonly false) makes the image
- * writable unless it is already or exp stays read-only. When the switch
- * fails (another process holds the image, or the repair of an image marked
+ * writable unless it is already or exp stays read-only. When the storage
+ * turns out to be read-only (EROFS), exp stays read-only and the client is
+ * served read-only. When the switch fails otherwise (the file is not
+ * writable, another process holds the image, the repair of an image marked
  * NEED_CHECK failed), reports why with nbdkit_error and returns -1: that
  * connection is refused and the next one tries again. */
 int qed_export_connect(QedExport *exp, int readonly);

@@ -2,11 +2,12 @@
 # nbdkit qed serves an image its user cannot write: with -r (or
 # readonly=true) as a read-only export; without, it still starts (the image
 # is opened read-only), and a client that may write is refused with a log
-# line saying why, as nbdkit's file plugin refuses one. As root, nbdkit runs
-# as nobody on a 0444 file in a directory nobody can list or write.
+# line saying why. The filter over the file plugin, which falls back to
+# read-only on such a file, serves it read-only. As root, nbdkit runs as
+# nobody on a 0444 file in a directory nobody can list or write.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/nbdkit/nbdkit-common.sh"
-requires qemu-io sha256sum
+requires qemu-io nbdinfo sha256sum
 
 if [ "$(id -u)" -eq 0 ]; then
     requires setpriv
@@ -53,5 +54,16 @@ if qemu-io -f raw -c 'read -q 0 4k' "$URI" >client.txt 2>&1; then
     fail "the second writable client was served"
 fi
 kill -0 "$NBDKIT_PID" || fail "nbdkit exited after refusing a client"
+stop_nbdkit
+
+start_nbdkit "$SOCK" --filter="$FILTER" file "$T/img/disk.qed"
+set +e
+nbdinfo --can write "$URI"
+can_write=$?
+set -e
+[ "$can_write" -eq 2 ] || fail "the filter: nbdinfo --can write exited $can_write, expected 2"
+qemu-io -f raw -r -c 'read -q -P 0x5a 0 128k' "$URI" >read.txt 2>&1 ||
+    fail "reading through the filter failed: $(cat read.txt)"
+grep -q failed read.txt && fail "reading through the filter failed: $(cat read.txt)"
 stop_nbdkit
 [ "$(sha256sum <disk.qed)" = "$sum" ] || fail "the image changed"
