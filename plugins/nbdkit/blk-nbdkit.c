@@ -1,23 +1,28 @@
 /*
  * A blk device over the next layer of an nbdkit filter: the QED image lives
  * inside whatever the plugin serves (a file, memory, another NBD server, an
- * HTTP object). The plugin's disk is a container of fixed size.
+ * HTTP object). The plugin's disk is a container of fixed size. The device
+ * owns one shared context into the plugin, read-only or read-write; a
+ * reopen replaces it with a context of the other kind.
  */
 #include <nbdkit-filter.h>
 
 #include "blk-nbdkit.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 typedef struct BlkNbdkit {
     BlkDev dev;
-    nbdkit_next *next;
+    nbdkit_backend *backend; /* where contexts are opened; valid until .cleanup */
+    nbdkit_next *next;      /* the context, prepared; owned; replaced by a reopen */
     int64_t size;           /* the container's size, fixed at open */
     bool can_flush;
     bool can_zero;          /* the next layer takes zero requests */
     pthread_mutex_t lock;   /* the plugin may not take parallel requests from
-                             * one shared context: one request at a time */
+                             * one shared context: one request at a time; also
+                             * held while a reopen swaps `next` and the flags */
 } BlkNbdkit;
 
 static BlkNbdkit *to_nbd(BlkDev *dev)
@@ -88,10 +93,14 @@ static int64_t nbd_get_length(BlkDev *dev)
     return to_nbd(dev)->size;
 }
 
+/* A container keeps its size. The image grows the file over the clusters
+ * it allocated; here every one of them was written whole, and a write past
+ * the end fails (ENOSPC) before anything points at its clusters, so the
+ * container already covers every cluster in use: what lies beyond belongs
+ * to allocations that failed. Refusing would fail every later flush. */
 static int nbd_truncate(BlkDev *dev, uint64_t length)
 {
-    /* A container keeps its size; the image only needs to fit. */
-    return length <= (uint64_t)to_nbd(dev)->size ? 0 : -ENOSPC;
+    return 0;
 }
 
 static int nbd_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
@@ -124,9 +133,75 @@ static int nbd_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
     return ret;
 }
 
+/* A prepared shared context into the plugin, and what it can do. NULL
+ * (with nbdkit_error) when it cannot be opened. */
+static nbdkit_next *open_context(nbdkit_backend *backend, bool read_only, int64_t *size,
+                                 int *can_write, int *can_flush, int *can_zero)
+{
+    nbdkit_next *next = nbdkit_next_context_open(backend, read_only, "", 1);
+    if (!next) {
+        nbdkit_error("qed: could not open the underlying plugin");
+        return NULL;
+    }
+    if (next->prepare(next) < 0) {
+        nbdkit_next_context_close(next);
+        return NULL;
+    }
+    *size = next->get_size(next);
+    *can_write = next->can_write(next);
+    *can_flush = next->can_flush(next);
+    *can_zero = next->can_zero(next);
+    if (*size < 0 || *can_write < 0 || *can_flush < 0 || *can_zero < 0) {
+        next->finalize(next);
+        nbdkit_next_context_close(next);
+        return NULL;
+    }
+    return next;
+}
+
+static void close_context(nbdkit_next *next)
+{
+    next->finalize(next);
+    nbdkit_next_context_close(next);
+}
+
+/* Called with no request in flight (qed_reopen's contract). -EROFS when the
+ * plugin cannot write; other refusals of the plugin were reported with
+ * nbdkit_error. */
+static int nbd_reopen(BlkDev *dev, bool read_only)
+{
+    BlkNbdkit *b = to_nbd(dev);
+    int64_t size;
+    int can_write, can_flush, can_zero;
+    nbdkit_next *next = open_context(b->backend, read_only, &size, &can_write, &can_flush,
+                                     &can_zero);
+    if (!next) {
+        return -EIO;
+    }
+    if (!read_only && !can_write) {
+        close_context(next); /* the plugin cannot write: not an error */
+        return -EROFS;
+    }
+    if (size != b->size) {
+        nbdkit_error("qed: the plugin's disk changed size from %" PRIi64 " to %" PRIi64
+                     " bytes", b->size, size);
+        close_context(next);
+        return -EIO;
+    }
+    pthread_mutex_lock(&b->lock);
+    nbdkit_next *old = b->next;
+    b->next = next;
+    b->can_flush = can_flush > 0;
+    b->can_zero = can_zero > 0;
+    pthread_mutex_unlock(&b->lock);
+    close_context(old);
+    return 0;
+}
+
 static void nbd_close(BlkDev *dev)
 {
     BlkNbdkit *b = to_nbd(dev);
+    close_context(b->next);
     pthread_mutex_destroy(&b->lock);
     g_free(b);
 }
@@ -139,24 +214,23 @@ static const BlkOps blk_nbdkit_ops = {
     .get_length = nbd_get_length,
     .truncate = nbd_truncate,
     .punch_zeroes = nbd_punch_zeroes,
+    .reopen = nbd_reopen,
     .close = nbd_close,
 };
 
-BlkDev *blk_nbdkit_new(nbdkit_next *next, const char *name, bool read_only)
+BlkDev *blk_nbdkit_open(nbdkit_backend *backend, const char *name, bool read_only)
 {
-    int64_t size = next->get_size(next);
-    if (size < 0) {
-        return NULL;
-    }
-    int can_write = next->can_write(next);
-    int can_flush = next->can_flush(next);
-    int can_zero = next->can_zero(next);
-    if (can_write < 0 || can_flush < 0 || can_zero < 0) {
+    int64_t size;
+    int can_write, can_flush, can_zero;
+    nbdkit_next *next = open_context(backend, read_only, &size, &can_write, &can_flush,
+                                     &can_zero);
+    if (!next) {
         return NULL;
     }
     BlkNbdkit *b = g_new0(BlkNbdkit, 1);
     blk_init(&b->dev, &blk_nbdkit_ops, name, read_only || !can_write);
     b->dev.fixed_length = true;
+    b->backend = backend;
     b->next = next;
     b->size = size;
     b->can_flush = can_flush > 0;

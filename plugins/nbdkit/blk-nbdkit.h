@@ -8,8 +8,10 @@
 
 #include "blk/blk.h"
 
-/* A device over next (not owned), read-only when read_only or when next
- * cannot write. NULL when next cannot report its size (nbdkit_error set). */
-BlkDev *blk_nbdkit_new(nbdkit_next *next, const char *name, bool read_only);
+/* A device over a shared context it opens into the plugin below backend
+ * (nbdkit_next_context_open), read-only when read_only or when the plugin
+ * cannot write. NULL when the context cannot be opened or cannot report its
+ * size (nbdkit_error set). Closing the device closes the context. */
+BlkDev *blk_nbdkit_open(nbdkit_backend *backend, const char *name, bool read_only);
 
 #endif

@@ -3,12 +3,35 @@
  * image can live on remote storage: `nbdkit --filter=qed PLUGIN ...`.
  * The plugin's disk holds the image file; the filter serves the image's
  * virtual disk. One shared image (and one shared plugin context) serves
- * every connection, so writes from all clients land in one set of tables.
+ * every connection, so writes from all clients land in one set of tables;
+ * as in the plugin it is read-only until a connection may write.
+ *
+ * Design notes:
+ * - nbdkit 1.32 gives a filter the plugin below first in .after_fork (the
+ *   backend pointer; .get_ready has none, and a plugin such as nbd or vddk
+ *   is not ready for connections before its own .after_fork). By then
+ *   nbdkit has bound its sockets, has forked the --run command and, without
+ *   -f, has forked into the background (its first process has exited 0).
+ *   So every startup error is found and reported there: with -f, nbdkit
+ *   prints it and exits nonzero before it accepts a connection.
+ * - With --run, the command's process holds a copy of the listening socket,
+ *   so a failed server would leave the command's client waiting forever;
+ *   stop_listening() refuses it instead.
+ * - The plugin's disk cannot grow (1.32 has no way for a filter to resize
+ *   it): the image must fit, and a write that needs more room fails with
+ *   ENOSPC (blk-nbdkit.c).
  */
 #include <nbdkit-filter.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "blk-nbdkit.h"
 #include "image.h"
@@ -19,8 +42,7 @@
 static char *backing_path;     /* qed-backing=PATH: the backing file; owned */
 static char *backing_format;   /* qed-backing-format=raw|qed; owned */
 static bool open_readonly;     /* qed-readonly=true */
-static nbdkit_next *plugin;    /* the shared context of the next layer */
-static QedImage *image;        /* the image in it, shared by all connections */
+static QedExport export;       /* the image in the plugin's disk, shared by all connections */
 
 static void qed_filter_unload(void)
 {
@@ -62,72 +84,136 @@ static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata,
     "qed-backing-format=raw|qed  Its format (default: as the image says, or probe).\n" \
     "qed-readonly=true           Open the image read-only."
 
-static void close_all(void)
+/* Is the parent process the nbdkit that forked us to run the --run
+ * command (the same program)? */
+static bool parent_is_captor(void)
 {
-    qed_nbdkit_close(&image);
-    if (plugin) {
-        plugin->finalize(plugin);
-        nbdkit_next_context_close(plugin);
-        plugin = NULL;
-    }
+    char path[64];
+    struct stat self, parent;
+    g_snprintf(path, sizeof(path), "/proc/%d/exe", (int)getppid());
+    return stat("/proc/self/exe", &self) == 0 && stat(path, &parent) == 0 &&
+           self.st_dev == parent.st_dev && self.st_ino == parent.st_ino;
 }
 
-/* Opens the shared plugin context and the image in it, once, after nbdkit
- * has forked (a context cannot cross the fork). */
-static int qed_filter_after_fork(nbdkit_backend *backend)
+/* Before a failed .after_fork under --run: nbdkit 1.32 forked the command
+ * after binding its sockets, and that process keeps a copy of each; the
+ * command's client would connect to a socket no one accepts on and wait
+ * forever. Shutting a listening socket down refuses new connections on
+ * every copy (they are one socket); those already queued are accepted and
+ * closed, so their clients see the server close. Sockets nbdkit was handed
+ * (socket activation) belong to whoever passed them and are left alone:
+ * then the parent is not nbdkit. */
+static void stop_listening(void)
 {
-    plugin = nbdkit_next_context_open(backend, open_readonly, "", 1);
-    if (!plugin) {
-        nbdkit_error("qed: could not open the underlying plugin");
-        return -1;
+    if (!parent_is_captor()) {
+        return;
     }
-    if (plugin->prepare(plugin) < 0) {
-        nbdkit_next_context_close(plugin);
-        plugin = NULL;
-        return -1;
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) {
+        return;
     }
-    BlkDev *file = blk_nbdkit_new(plugin, "the plugin's disk", open_readonly);
-    if (!file) {
-        close_all();
-        return -1;
+    struct dirent *d;
+    while ((d = readdir(dir))) {
+        int fd = atoi(d->d_name);
+        int listening = 0;
+        socklen_t len = sizeof(listening);
+        if (d->d_name[0] == '.' || fd == dirfd(dir) ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+            continue;
+        }
+        shutdown(fd, SHUT_RDWR);
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        int conn;
+        while ((conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+            close(conn);
+        }
     }
-    unsigned flags = QED_OPEN_NO_BACKING | (file->read_only ? QED_OPEN_READ_ONLY : 0);
+    closedir(dir);
+}
+
+/* The plugin's disk must hold the header, the L1 table and every cluster
+ * the tables refer to; anything less loses data or metadata. A reference
+ * past the end of the disk is an invalid reference to the check. */
+static int check_container(QedImage *img, BlkDev *file)
+{
+    QedCheckResult res;
     GError *err = NULL;
-    image = image_open_blk(file, "the plugin's disk", "qed", flags, &err);
-    if (!image) {
+    if (qed_check(img, 0, &res, &err) < 0) {
         nbdkit_error("qed: %s", err->message);
         g_error_free(err);
-        close_all();
         return -1;
     }
+    int64_t size = blk_get_length(file);
+    if (res.corruptions > 0) {
+        nbdkit_error("qed: the plugin's disk (%" PRIi64 " bytes) does not hold the image: "
+                     "%" PRIu64 " of its references lead past the end of the disk or are "
+                     "invalid (qemu-img check on the image says which)",
+                     size, res.corruptions);
+        return -1;
+    }
+    nbdkit_debug("qed: the plugin's disk has %" PRIi64 " bytes, the image uses %" PRIu64,
+                 size, res.image_end_offset);
+    return 0;
+}
+
+/* Opens the image in a shared context into the plugin (read-only: the
+ * first writable connection switches), once, after nbdkit has forked (a
+ * context cannot cross the fork). */
+static int open_image(nbdkit_backend *backend)
+{
+    BlkDev *file = blk_nbdkit_open(backend, "the plugin's disk", true);
+    if (!file) {
+        return -1;
+    }
+    unsigned flags = QED_OPEN_NO_BACKING | QED_OPEN_READ_ONLY;
+    GError *err = NULL;
+    QedImage *img = image_open_blk(file, "the plugin's disk", "qed", flags, &err);
+    if (!img) {
+        nbdkit_error("qed: %s", err->message);
+        g_error_free(err);
+        return -1;
+    }
+    qed_export_set_image(&export, img, flags);
     QedInfo info;
-    qed_get_info(image, &info, NULL);
+    qed_get_info(img, &info, NULL);
     if (info.backing_file && !backing_path) {
         nbdkit_error("qed: the image has the backing file '%s'; in filter mode give its "
                      "path with qed-backing=PATH", info.backing_file);
-        close_all();
         return -1;
     }
     if (backing_path) {
         const char *fmt = backing_format ? backing_format : info.backing_format;
-        if (image_attach_backing(image, backing_path, fmt, &err) < 0) {
+        if (image_attach_backing(img, backing_path, fmt, &err) < 0) {
             nbdkit_error("qed: %s", err->message);
             g_error_free(err);
-            close_all();
             return -1;
         }
+    }
+    return check_container(img, file);
+}
+
+static int qed_filter_after_fork(nbdkit_backend *backend)
+{
+    qed_export_init(&export, open_readonly);
+    if (open_image(backend) < 0) {
+        qed_export_close(&export);
+        stop_listening();
+        return -1;
     }
     return 0;
 }
 
 static void qed_filter_cleanup(nbdkit_backend *backend)
 {
-    close_all();
+    qed_export_close(&export);
 }
 
 static void *qed_filter_open(nbdkit_next_open *next, nbdkit_context *context, int readonly,
                              const char *exportname, int is_tls)
 {
+    if (qed_export_connect(&export, readonly) < 0) {
+        return NULL;
+    }
     /* Requests go to the shared image; the connection's own context of the
      * next layer is opened only because nbdkit expects it. */
     if (next(context, readonly, exportname) < 0) {
@@ -138,12 +224,12 @@ static void *qed_filter_open(nbdkit_next_open *next, nbdkit_context *context, in
 
 static int64_t qed_filter_get_size(nbdkit_next *next, void *handle)
 {
-    return qed_nbdkit_get_size(image);
+    return qed_nbdkit_get_size(&export);
 }
 
 static int qed_filter_can_write(nbdkit_next *next, void *handle)
 {
-    return !(image->opts.flags & QED_OPEN_READ_ONLY);
+    return qed_export_can_write(&export);
 }
 
 static int qed_filter_can_flush(nbdkit_next *next, void *handle)
@@ -189,7 +275,7 @@ static int qed_filter_can_cache(nbdkit_next *next, void *handle)
 static int qed_filter_pread(nbdkit_next *next, void *handle, void *buf, uint32_t count,
                             uint64_t offset, uint32_t flags, int *err)
 {
-    int r = qed_nbdkit_pread(image, buf, count, offset);
+    int r = qed_nbdkit_pread(&export, buf, count, offset);
     *err = errno;
     return r;
 }
@@ -197,14 +283,14 @@ static int qed_filter_pread(nbdkit_next *next, void *handle, void *buf, uint32_t
 static int qed_filter_pwrite(nbdkit_next *next, void *handle, const void *buf, uint32_t count,
                              uint64_t offset, uint32_t flags, int *err)
 {
-    int r = qed_nbdkit_pwrite(image, buf, count, offset, flags);
+    int r = qed_nbdkit_pwrite(&export, buf, count, offset, flags);
     *err = errno;
     return r;
 }
 
 static int qed_filter_flush(nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
-    int r = qed_nbdkit_flush(image);
+    int r = qed_nbdkit_flush(&export);
     *err = errno;
     return r;
 }
@@ -212,7 +298,7 @@ static int qed_filter_flush(nbdkit_next *next, void *handle, uint32_t flags, int
 static int qed_filter_trim(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
                            uint32_t flags, int *err)
 {
-    int r = qed_nbdkit_trim(image, count, offset, flags);
+    int r = qed_nbdkit_trim(&export, count, offset, flags);
     *err = errno;
     return r;
 }
@@ -220,7 +306,7 @@ static int qed_filter_trim(nbdkit_next *next, void *handle, uint32_t count, uint
 static int qed_filter_zero(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
                            uint32_t flags, int *err)
 {
-    int r = qed_nbdkit_zero(image, count, offset, flags);
+    int r = qed_nbdkit_zero(&export, count, offset, flags);
     *err = errno;
     return r;
 }
@@ -229,7 +315,7 @@ static int qed_filter_extents(nbdkit_next *next, void *handle, uint32_t count,
                               uint64_t offset, uint32_t flags, struct nbdkit_extents *extents,
                               int *err)
 {
-    int r = qed_nbdkit_extents(image, count, offset, flags, extents);
+    int r = qed_nbdkit_extents(&export, count, offset, flags, extents);
     *err = errno;
     return r;
 }

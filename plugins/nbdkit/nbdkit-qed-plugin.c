@@ -1,29 +1,44 @@
 /*
  * nbdkit qed plugin: exports a QED image (with its backing chain) over NBD,
- * through libqed. `nbdkit qed disk.qed [readonly=true] [backing=false]
- * [cache=writeback|writethrough|none]`. One image handle serves every
- * connection and request in parallel (libqed is thread-safe).
+ * through libqed: `nbdkit qed disk.qed [readonly=true] [backing=dir|any|false]
+ * [backing-dir=DIR] [locking=auto|on|off] [cache=writeback|writethrough|none]`.
+ * One image handle serves every connection and request in parallel (libqed
+ * is thread-safe); it is opened read-only and made writable by the first
+ * connection that may write (qed-nbdkit.h), so that `nbdkit -r` never
+ * changes the file.
  */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "qed.h"
 #include "qed-nbdkit.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
+/* Which files an image's backing chain may name (backing=...). */
+typedef enum BackingPolicy {
+    BACKING_DIR,  /* beneath the image's directory, or backing-dir=DIR (default) */
+    BACKING_ANY,  /* any local file or block device, as QEMU */
+    BACKING_NONE, /* no backing file: unallocated clusters read as zeros */
+} BackingPolicy;
+
 static char *filename;        /* the image; owned */
 static bool open_readonly;    /* readonly=true */
-static bool follow_backing = true;
+static BackingPolicy backing_policy = BACKING_DIR;
+static char *backing_dir;     /* backing-dir=DIR, resolved; owned (malloc) */
+static QedLocking locking;    /* locking=auto|on|off */
 static unsigned cache_flags;  /* QED_OPEN_DIRECT or QED_OPEN_WRITETHROUGH */
-static QedImage *image;       /* opened in get_ready, shared by all connections */
+static QedExport export;      /* the image every connection shares */
 
 static void qed_plugin_unload(void)
 {
     g_free(filename);
+    free(backing_dir);
 }
 
 static int parse_bool(const char *key, const char *value, bool *out)
@@ -34,6 +49,26 @@ static int parse_bool(const char *key, const char *value, bool *out)
         return -1;
     }
     *out = r;
+    return 0;
+}
+
+/* backing=dir|any|false; true is the boolean of old versions, whose default
+ * (follow the backing file) is now dir: an upgrade never widens what an
+ * image can reach. */
+static int parse_backing(const char *value)
+{
+    if (strcmp(value, "dir") == 0) {
+        backing_policy = BACKING_DIR;
+    } else if (strcmp(value, "any") == 0) {
+        backing_policy = BACKING_ANY;
+    } else {
+        int r = nbdkit_parse_bool(value);
+        if (r < 0) {
+            nbdkit_error("backing=%s: expected dir, any or false (true means dir)", value);
+            return -1;
+        }
+        backing_policy = r ? BACKING_DIR : BACKING_NONE;
+    }
     return 0;
 }
 
@@ -51,7 +86,25 @@ static int qed_plugin_config(const char *key, const char *value)
         return parse_bool(key, value, &open_readonly);
     }
     if (strcmp(key, "backing") == 0) {
-        return parse_bool(key, value, &follow_backing);
+        return parse_backing(value);
+    }
+    if (strcmp(key, "backing-dir") == 0) {
+        free(backing_dir);
+        /* Resolved now: in the background nbdkit works in "/". */
+        backing_dir = realpath(value, NULL);
+        if (!backing_dir) {
+            nbdkit_error("backing-dir=%s: %m", value);
+            return -1;
+        }
+        struct stat st;
+        if (stat(backing_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            nbdkit_error("backing-dir=%s: not a directory", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "locking") == 0) {
+        return qed_nbdkit_parse_locking(value, &locking);
     }
     if (strcmp(key, "cache") == 0) {
         return qed_nbdkit_parse_cache(value, &cache_flags);
@@ -67,40 +120,71 @@ static int qed_plugin_config_complete(void)
                      "on the command line");
         return -1;
     }
+    if (backing_dir && backing_policy != BACKING_DIR) {
+        nbdkit_error("backing-dir=%s cannot be combined with backing=%s", backing_dir,
+                     backing_policy == BACKING_ANY ? "any" : "false");
+        return -1;
+    }
     return 0;
 }
 
 #define qed_plugin_config_help \
     "[file=]<FILENAME>     (required) The QED image to serve.\n" \
     "readonly=true         Open the image read-only.\n" \
+    "backing=dir           The backing chain must stay beneath the image's directory\n" \
+    "                      (the default).\n" \
+    "backing-dir=<DIR>     The backing chain must stay beneath DIR.\n" \
+    "backing=any           The backing chain may name any local file (as QEMU).\n" \
     "backing=false         Do not open the backing file (unallocated reads as zeros).\n" \
+    "locking=auto|on|off   Lock the image against other programs, as QEMU (default auto).\n" \
     "cache=writeback|writethrough|none\n" \
     "                      Host cache mode, as QEMU's (default writeback)."
 
+static unsigned backing_flags(void)
+{
+    switch (backing_policy) {
+    case BACKING_DIR:
+        return QED_OPEN_BACKING_CONFINED;
+    case BACKING_ANY:
+        return QED_OPEN_BACKING_BLOCK_DEVICES;
+    case BACKING_NONE:
+        return QED_OPEN_NO_BACKING;
+    }
+    return 0;
+}
+
+/* Opens the image read-only before nbdkit listens, so that every error in
+ * it stops the server at startup; the first writable connection switches. */
 static int qed_plugin_get_ready(void)
 {
     QedOpenOptions opts = {
-        .flags = cache_flags | (open_readonly ? QED_OPEN_READ_ONLY : 0) |
-                 (follow_backing ? 0 : QED_OPEN_NO_BACKING),
+        .flags = QED_OPEN_READ_ONLY | cache_flags | backing_flags(),
+        .locking = locking,
+        .backing_dir = backing_dir,
     };
+    qed_export_init(&export, open_readonly);
     GError *err = NULL;
-    image = qed_open(filename, &opts, &err);
-    if (!image) {
+    QedImage *img = qed_open(filename, &opts, &err);
+    if (!img) {
         nbdkit_error("%s", err->message);
         g_error_free(err);
         return -1;
     }
+    qed_export_set_image(&export, img, opts.flags);
     return 0;
 }
 
 static void qed_plugin_cleanup(void)
 {
-    qed_nbdkit_close(&image);
+    qed_export_close(&export);
 }
 
 static void *qed_plugin_open(int readonly)
 {
-    return image; /* every connection shares the one handle */
+    if (qed_export_connect(&export, readonly) < 0) {
+        return NULL;
+    }
+    return &export; /* every connection shares the one image */
 }
 
 static int64_t qed_plugin_get_size(void *handle)
@@ -108,9 +192,12 @@ static int64_t qed_plugin_get_size(void *handle)
     return qed_nbdkit_get_size(handle);
 }
 
+/* nbdkit asks only on connections that are not read-only, and only after
+ * .open made the image writable (unless readonly=true). nbdkit asks
+ * can_trim and can_zero only when can_write said yes. */
 static int qed_plugin_can_write(void *handle)
 {
-    return !open_readonly;
+    return qed_export_can_write(handle);
 }
 
 static int qed_plugin_can_multi_conn(void *handle)
@@ -131,12 +218,12 @@ static int qed_plugin_can_cache(void *handle)
 
 static int qed_plugin_can_trim(void *handle)
 {
-    return !open_readonly;
+    return qed_export_can_write(handle);
 }
 
 static int qed_plugin_can_zero(void *handle)
 {
-    return !open_readonly;
+    return qed_export_can_write(handle);
 }
 
 static int qed_plugin_can_fast_zero(void *handle)

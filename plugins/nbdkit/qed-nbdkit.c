@@ -1,5 +1,5 @@
 /*
- * NBD requests on a libqed image, shared by nbdkit-qed-plugin and
+ * The shared image and the NBD requests on it, for nbdkit-qed-plugin and
  * nbdkit-qed-filter: libqed errors become nbdkit_error() plus errno.
  */
 #define NBDKIT_API_VERSION 2
@@ -23,6 +23,77 @@ static int fail(int ret, GError *err)
     return -1;
 }
 
+void qed_export_init(QedExport *exp, bool stay_read_only)
+{
+    memset(exp, 0, sizeof(*exp));
+    exp->stay_read_only = stay_read_only;
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&exp->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+void qed_export_set_image(QedExport *exp, QedImage *img, unsigned flags)
+{
+    exp->img = img;
+    exp->open_flags = flags;
+    exp->writable = !(flags & QED_OPEN_READ_ONLY);
+}
+
+int qed_export_can_write(QedExport *exp)
+{
+    pthread_rwlock_rdlock(&exp->lock);
+    int writable = exp->writable;
+    pthread_rwlock_unlock(&exp->lock);
+    return writable;
+}
+
+int qed_export_connect(QedExport *exp, int readonly)
+{
+    pthread_rwlock_rdlock(&exp->lock);
+    bool done = readonly || exp->stay_read_only || exp->writable;
+    pthread_rwlock_unlock(&exp->lock);
+    if (done) {
+        return 0;
+    }
+    GError *err = NULL;
+    int ret = 0;
+    pthread_rwlock_wrlock(&exp->lock);
+    /* Another connection may have switched meanwhile. */
+    if (!exp->writable && !exp->stay_read_only) {
+        ret = qed_reopen(exp->img, exp->open_flags & ~QED_OPEN_READ_ONLY, &err);
+        exp->writable = ret == 0;
+        if (ret == -EROFS) {
+            /* The storage itself is read-only (a read-only file system, a
+             * plugin below that cannot write): serve read-only, as nbdkit
+             * serves a plugin whose can_write is false, and stop trying. */
+            nbdkit_debug("serving read-only: %s", err->message);
+            g_clear_error(&err);
+            exp->stay_read_only = true;
+            ret = 0;
+        }
+    }
+    pthread_rwlock_unlock(&exp->lock);
+    if (ret < 0) {
+        nbdkit_error("cannot serve the image writable, refusing the client: %s",
+                     err->message);
+        g_error_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+void qed_export_close(QedExport *exp)
+{
+    GError *err = NULL;
+    if (exp->img && qed_close(exp->img, &err) < 0) {
+        nbdkit_error("%s", err->message);
+        g_error_free(err);
+    }
+    exp->img = NULL;
+}
+
 int qed_nbdkit_parse_cache(const char *value, unsigned *flags)
 {
     if (strcmp(value, "writeback") == 0) {
@@ -32,66 +103,84 @@ int qed_nbdkit_parse_cache(const char *value, unsigned *flags)
     } else if (strcmp(value, "none") == 0 || strcmp(value, "directsync") == 0) {
         *flags = QED_OPEN_DIRECT;
     } else {
-        nbdkit_error("cache: unknown mode '%s' (expected writeback, writethrough or none)",
+        nbdkit_error("cache=%s: unknown mode (expected writeback, writethrough or none)",
                      value);
         return -1;
     }
     return 0;
 }
 
-void qed_nbdkit_close(QedImage **img)
+int qed_nbdkit_parse_locking(const char *value, QedLocking *locking)
 {
-    GError *err = NULL;
-    if (*img && qed_close(*img, &err) < 0) {
-        nbdkit_error("%s", err->message);
-        g_error_free(err);
+    if (strcmp(value, "auto") == 0) {
+        *locking = QED_LOCKING_AUTO;
+    } else if (strcmp(value, "on") == 0) {
+        *locking = QED_LOCKING_ON;
+    } else if (strcmp(value, "off") == 0) {
+        *locking = QED_LOCKING_OFF;
+    } else {
+        nbdkit_error("locking=%s: expected auto, on or off", value);
+        return -1;
     }
-    *img = NULL;
+    return 0;
 }
 
-int64_t qed_nbdkit_get_size(QedImage *img)
+int64_t qed_nbdkit_get_size(QedExport *exp)
 {
-    return (int64_t)qed_get_size(img);
+    pthread_rwlock_rdlock(&exp->lock);
+    uint64_t size = qed_get_size(exp->img);
+    pthread_rwlock_unlock(&exp->lock);
+    return (int64_t)size;
 }
 
-int qed_nbdkit_pread(QedImage *img, void *buf, uint32_t count, uint64_t offset)
+int qed_nbdkit_pread(QedExport *exp, void *buf, uint32_t count, uint64_t offset)
 {
     GError *err = NULL;
-    int ret = qed_pread(img, buf, count, offset, &err);
+    pthread_rwlock_rdlock(&exp->lock);
+    int ret = qed_pread(exp->img, buf, count, offset, &err);
+    pthread_rwlock_unlock(&exp->lock);
     return ret < 0 ? fail(ret, err) : 0;
 }
 
-int qed_nbdkit_pwrite(QedImage *img, const void *buf, uint32_t count, uint64_t offset,
+int qed_nbdkit_pwrite(QedExport *exp, const void *buf, uint32_t count, uint64_t offset,
                       uint32_t flags)
 {
     GError *err = NULL;
     unsigned wflags = (flags & NBDKIT_FLAG_FUA) ? QED_WRITE_FUA : 0;
-    int ret = qed_pwrite(img, buf, count, offset, wflags, &err);
+    pthread_rwlock_rdlock(&exp->lock);
+    int ret = qed_pwrite(exp->img, buf, count, offset, wflags, &err);
+    pthread_rwlock_unlock(&exp->lock);
     return ret < 0 ? fail(ret, err) : 0;
 }
 
-int qed_nbdkit_zero(QedImage *img, uint32_t count, uint64_t offset, uint32_t flags)
+int qed_nbdkit_zero(QedExport *exp, uint32_t count, uint64_t offset, uint32_t flags)
 {
     GError *err = NULL;
     unsigned wflags = (flags & NBDKIT_FLAG_FUA) ? QED_WRITE_FUA : 0;
-    int ret = qed_pwrite_zeroes(img, count, offset, wflags, &err);
+    pthread_rwlock_rdlock(&exp->lock);
+    int ret = qed_pwrite_zeroes(exp->img, count, offset, wflags, &err);
+    pthread_rwlock_unlock(&exp->lock);
     return ret < 0 ? fail(ret, err) : 0;
 }
 
-int qed_nbdkit_trim(QedImage *img, uint32_t count, uint64_t offset, uint32_t flags)
+int qed_nbdkit_trim(QedExport *exp, uint32_t count, uint64_t offset, uint32_t flags)
 {
     GError *err = NULL;
-    int ret = qed_discard(img, count, offset, &err);
+    pthread_rwlock_rdlock(&exp->lock);
+    int ret = qed_discard(exp->img, count, offset, &err);
     if (ret == 0 && (flags & NBDKIT_FLAG_FUA)) {
-        ret = qed_flush(img, &err);
+        ret = qed_flush(exp->img, &err);
     }
+    pthread_rwlock_unlock(&exp->lock);
     return ret < 0 ? fail(ret, err) : 0;
 }
 
-int qed_nbdkit_flush(QedImage *img)
+int qed_nbdkit_flush(QedExport *exp)
 {
     GError *err = NULL;
-    int ret = qed_flush(img, &err);
+    pthread_rwlock_rdlock(&exp->lock);
+    int ret = qed_flush(exp->img, &err);
+    pthread_rwlock_unlock(&exp->lock);
     return ret < 0 ? fail(ret, err) : 0;
 }
 
@@ -127,8 +216,9 @@ static int describe(QedImage *img, uint64_t offset, uint64_t len, uint32_t *type
     return describe(backing, offset, MIN(ext.length, backing_size - offset), type, run);
 }
 
-int qed_nbdkit_extents(QedImage *img, uint32_t count, uint64_t offset, uint32_t flags,
-                       struct nbdkit_extents *extents)
+/* Called with exp->lock held shared. */
+static int extents_locked(QedImage *img, uint32_t count, uint64_t offset, uint32_t flags,
+                          struct nbdkit_extents *extents)
 {
     uint64_t end = offset + count;
     while (offset < end) {
@@ -146,4 +236,13 @@ int qed_nbdkit_extents(QedImage *img, uint32_t count, uint64_t offset, uint32_t 
         }
     }
     return 0;
+}
+
+int qed_nbdkit_extents(QedExport *exp, uint32_t count, uint64_t offset, uint32_t flags,
+                       struct nbdkit_extents *extents)
+{
+    pthread_rwlock_rdlock(&exp->lock);
+    int ret = extents_locked(exp->img, count, offset, flags, extents);
+    pthread_rwlock_unlock(&exp->lock);
+    return ret;
 }
