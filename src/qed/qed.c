@@ -437,7 +437,7 @@ int qed_mark_clean_locked(QedState *s)
 
 int qed_reclaim_and_mark_clean_locked(QedState *s)
 {
-    if (s->freed_clusters > 0 && !s->unchecked) {
+    if (s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
         /* Best effort: a failed compaction leaves leaks, which are harmless. */
         if (qed_reclaim_locked(s) == 0) {
             s->freed_clusters = 0;
@@ -589,9 +589,15 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
     return 0;
 }
 
+/* A failed handle (a flush failed: blk.c) refuses every write, also one
+ * that would need no I/O, until the image is opened again. */
 static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t pos)
 {
-    return write_range(qed_state(img), buf, len, pos);
+    QedState *s = qed_state(img);
+    if (blk_failed(s->file)) {
+        return -EIO;
+    }
+    return write_range(s, buf, len, pos);
 }
 
 /* Whole clusters become zero clusters under a backing file, and unallocated
@@ -602,6 +608,9 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
 {
     QedState *s = qed_state(img);
     uint64_t want = s->img->backing ? QED_L2_ENTRY_ZERO : 0;
+    if (blk_failed(s->file)) {
+        return -EIO;
+    }
     while (len > 0) {
         QedExtent ext;
         int ret = qed_find_cluster(s, pos, len, &ext);
@@ -651,6 +660,9 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     if (size % 512 != 0 || size > s->max_image_size) {
         g_set_error(errp, QED_ERROR, EINVAL, "Invalid image size specified");
         return -EINVAL;
+    }
+    if (blk_failed(s->file)) {
+        return image_error(img, errp, -EIO, "an earlier flush failed");
     }
     pthread_mutex_lock(&s->alloc_lock);
     int ret = 0;

@@ -5,7 +5,9 @@
  * persistent, a failed write that did or did not reach the disk). Each
  * request that met a fault must fail with that error and a message naming
  * the file, every other request must succeed, and what the handle reads is
- * what was written last. Afterwards the bytes on the device must open, check
+ * what was written last. Once a flush has failed (a request's own or one
+ * inside it), the handle is failed: every later write, zero write, discard,
+ * resize, flush and the close fail with EIO, and reads go on working. Afterwards the bytes on the device must open, check
  * clean, keep what a completed flush acknowledged and hold old or new data in
  * every other sector. The workload runs on a new image, and again on one
  * left dirty (NEED_CHECK, a leaked cluster) that the open repairs.
@@ -252,6 +254,7 @@ typedef struct Run {
     QedImage *img;
     uint64_t size;          /* what the handle says the size is */
     Model *m;
+    bool failed;            /* a flush has failed: the handle is failed */
     uint64_t calls[BLK_FAULT_KIND_COUNT]; /* requests that reached the device */
 } Run;
 
@@ -261,6 +264,9 @@ static bool expect_result(Run *r, const char *what, uint64_t injected_before, in
                           GError *err)
 {
     bool met = blk_fault_injected(r->dev) != injected_before;
+    if (met && r->fault.kind == BLK_FAULT_FLUSH) {
+        r->failed = true;
+    }
     if (!met) {
         if (ret != 0) {
             g_error("%s: %s failed without a fault: %d %s", r->ctx, what, ret,
@@ -302,6 +308,60 @@ static void check_sectors(const Run *r, const char *when, const uint8_t *buf, ui
     }
 }
 
+/* A request on a failed handle: it must fail with EIO, naming the file, and
+ * without reaching the device. */
+static void expect_failed_handle(Run *r, const char *what, uint64_t calls_before, int ret,
+                                 GError *err)
+{
+    if (ret != -EIO || !err || err->code != EIO || !strstr(err->message, NAME)) {
+        g_error("%s: %s on a failed handle returned %d (%s)", r->ctx, what, ret,
+                err ? err->message : "no message");
+    }
+    g_error_free(err);
+    uint64_t calls = blk_fault_calls(r->dev, BLK_FAULT_WRITE) +
+                     blk_fault_calls(r->dev, BLK_FAULT_FLUSH);
+    if (calls != calls_before) {
+        g_error("%s: %s on a failed handle reached the device", r->ctx, what);
+    }
+}
+
+/* Runs a step on a failed handle: everything but a read fails. */
+static void run_step_failed(Run *r, const Step *st, const char *what, uint8_t *buf)
+{
+    uint64_t off = window_offset(r->su, st->window) + (uint64_t)st->first * SECTOR;
+    uint64_t len = (uint64_t)st->count * SECTOR;
+    uint64_t calls = blk_fault_calls(r->dev, BLK_FAULT_WRITE) +
+                     blk_fault_calls(r->dev, BLK_FAULT_FLUSH);
+    GError *err = NULL;
+    int ret = 0;
+    switch (st->op) {
+    case OP_WRITE:
+    case OP_WRITE_FUA:
+        memset(buf, 0xee, len);
+        ret = qed_pwrite(r->img, buf, len, off, st->op == OP_WRITE_FUA ? QED_WRITE_FUA : 0,
+                         &err);
+        break;
+    case OP_ZERO:
+        ret = qed_pwrite_zeroes(r->img, len, off, 0, &err);
+        break;
+    case OP_DISCARD:
+        ret = qed_discard(r->img, len, off, &err);
+        break;
+    case OP_FLUSH:
+        ret = qed_flush(r->img, &err);
+        break;
+    case OP_RESIZE:
+        ret = qed_resize(r->img, r->su->grown, &err);
+        g_assert_cmpuint(qed_get_size(r->img), ==, r->size);
+        break;
+    case OP_READ:
+        TU_OK(qed_pread(r->img, buf, len, off, &tu_err));
+        check_sectors(r, what, buf, st->window, st->first, st->count, true);
+        return;
+    }
+    expect_failed_handle(r, what, calls, ret, err);
+}
+
 static void run_step(Run *r, size_t i, uint8_t *buf)
 {
     const Step *st = &steps[i];
@@ -311,10 +371,14 @@ static void run_step(Run *r, size_t i, uint8_t *buf)
     if (st->op != OP_FLUSH && st->op != OP_RESIZE && !in_size(r, st->window)) {
         return; /* the resize failed: its window is not there */
     }
+    g_autofree char *what = g_strdup_printf("step %zu", i);
+    if (r->failed) {
+        run_step_failed(r, st, what, buf);
+        return;
+    }
     uint64_t before = blk_fault_injected(r->dev);
     GError *err = NULL;
     int ret = 0;
-    g_autofree char *what = g_strdup_printf("step %zu", i);
     switch (st->op) {
     case OP_WRITE:
     case OP_WRITE_FUA:
@@ -489,17 +553,27 @@ static void run_once(Run *r)
             r->capture->bytes = blk_mem_contents(r->mem);
             r->capture->model = g_memdup2(m, sizeof(Model));
         }
+        bool failed = r->failed;
         int ret = qed_close(r->img, &err);
         r->img = NULL;
         r->dev = NULL; /* closed with the image */
-        /* The close either met the fault (and failed) or succeeded. */
-        if (ret == 0) {
+        /* A failed handle's close fails with EIO. Any other close either met
+         * the fault (and failed) or succeeded. */
+        if (failed) {
+            if (ret != -EIO || !err || !strstr(err->message, NAME)) {
+                g_error("%s: close of a failed handle returned %d (%s)", r->ctx, ret,
+                        err ? err->message : "no message");
+            }
+            g_error_free(err);
+        } else if (ret == 0) {
             g_assert_null(err);
             model_flushed(m);
             handle_flushed = true;
         } else {
-            if (ret != -r->fault.error || !err || err->code != r->fault.error ||
-                !strstr(err->message, NAME)) {
+            /* A flush that failed inside the close (a compaction's) fails
+             * the handle: what the close does next fails with EIO. */
+            int want = r->fault.kind == BLK_FAULT_FLUSH && ret == -EIO ? EIO : r->fault.error;
+            if (ret != -want || !err || err->code != want || !strstr(err->message, NAME)) {
                 g_error("%s: close: bad error %d: %s", r->ctx, ret,
                         err ? err->message : "(none)");
             }
