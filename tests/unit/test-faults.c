@@ -26,6 +26,7 @@
 #define WINDOW 512u  /* sectors the workload touches at the start of each L2 table's range */
 #define NWINDOWS 3u  /* the third lies past the initial size: only a resize reaches it */
 #define NAME "fault.qed"
+#define CONTAINER_BYTES (4u << 20) /* the size of a fixed-length container */
 
 /* What a sector can hold: 0 zeros, 1 the backing file's pattern, 2.. the
  * byte every write step fills it with. */
@@ -208,6 +209,18 @@ static void setup_init(Setup *su, const Workload *w)
     TU_OK(qed_format_create(mem, &co, &tu_err));
     su->fresh.bytes = blk_mem_contents(mem);
     blk_close(mem);
+    if (w->fixed_length) {
+        /* A container with room for the workload, holding old bytes past
+         * the image: allocation must overwrite them, never show them. */
+        GByteArray *a = g_byte_array_new();
+        g_byte_array_append(a, g_bytes_get_data(su->fresh.bytes, NULL),
+                            (guint)g_bytes_get_size(su->fresh.bytes));
+        guint old = a->len;
+        g_byte_array_set_size(a, CONTAINER_BYTES);
+        memset(a->data + old, 0xa5, CONTAINER_BYTES - old);
+        g_bytes_unref(su->fresh.bytes);
+        su->fresh.bytes = g_byte_array_free_to_bytes(a);
+    }
     su->fresh.value_base = V_FIRST_WRITE;
     su->fresh.model = g_new(Model, 1);
     model_init(su->fresh.model, su);
