@@ -689,9 +689,165 @@ static void test_workload(gconstpointer data)
     setup_destroy(&su);
 }
 
+/* ------------------------------------------------ the failed handle, alone */
+
+/* An image of 4 MiB (64 KiB clusters) on a fault injector over memory, with
+ * no idle cleaner. *mem gets the device under the injector. */
+static QedImage *open_faulty(BlkDev **mem, GBytes *bytes, BlkDev **dev)
+{
+    *mem = blk_mem_new(NAME, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+    *dev = blk_fault_new(*mem);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(*dev, NAME, "qed", QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    img->opts.clean_after_ms = 3600 * 1000;
+    return img;
+}
+
+static GBytes *new_image_bytes(void)
+{
+    BlkDev *mem = blk_mem_new(NAME, NULL, 0);
+    QedCreateOptions co = { .size = 4u << 20, .cluster_size = 65536, .table_size = 2 };
+    TU_OK(qed_format_create(mem, &co, &tu_err));
+    GBytes *bytes = blk_mem_contents(mem);
+    blk_close(mem);
+    return bytes;
+}
+
+static void write_pattern(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
+{
+    uint8_t *buf = g_malloc(len);
+    memset(buf, value, len);
+    TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
+    g_free(buf);
+}
+
+static void assert_pattern(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
+{
+    uint8_t *buf = g_malloc(len);
+    TU_OK(qed_pread(img, buf, len, off, &tu_err));
+    for (uint64_t i = 0; i < len; i++) {
+        if (buf[i] != value) {
+            g_error("byte %" G_GUINT64_FORMAT " reads %u, not %u", off + i, buf[i], value);
+        }
+    }
+    g_free(buf);
+}
+
+/* A request on a failed handle fails with EIO, naming the file. Clears *errp. */
+static void assert_eio(int ret, GError **errp, const char *what)
+{
+    GError *err = *errp;
+    if (ret != -EIO || !err || err->code != EIO || !strstr(err->message, NAME)) {
+        g_error("%s on a failed handle: %d (%s)", what, ret, err ? err->message : "no message");
+    }
+    g_clear_error(errp);
+}
+
+/* Runs call, a request written with &err, and asserts that it fails with EIO. */
+#define ASSERT_EIO(call, what)                                                        \
+    do {                                                                              \
+        int eio_ret = (call);                                                         \
+        assert_eio(eio_ret, &err, what);                                              \
+    } while (0)
+
+static bool bytes_need_check(GBytes *bytes)
+{
+    return ((const uint8_t *)g_bytes_get_data(bytes, NULL))[16] & QED_F_NEED_CHECK;
+}
+
+/* Once a flush has failed, no later flush succeeds, although the fault was
+ * transient and the device would take the next one: the kernel may have
+ * dropped what it could not write. Writes of every kind fail without
+ * reaching the device, reads work, the close fails and leaves NEED_CHECK
+ * set, and a new open sees what reached the device and repairs it. */
+static void test_failed_flush_is_sticky(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    write_pattern(img, 1, 65536, 0);
+    TU_OK(qed_flush(img, &tu_err));
+    write_pattern(img, 2, 4096, 1u << 20); /* allocating, not flushed */
+
+    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = EIO });
+    GError *err = NULL;
+    g_assert_cmpint(qed_flush(img, &err), ==, -EIO);
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
+
+    uint64_t flushes = blk_fault_calls(dev, BLK_FAULT_FLUSH);
+    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
+    ASSERT_EIO(qed_flush(img, &err), "a second flush");
+    uint8_t buf[4096] = { 3 };
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), "a write in place");
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 2u << 20, 0, &err), "an allocating write");
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, QED_WRITE_FUA, &err), "a FUA write");
+    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 0, 0, &err), "a zero write");
+    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 3u << 20, 0, &err),
+               "a zero write over unallocated clusters");
+    ASSERT_EIO(qed_discard(img, 65536, 0, &err), "a discard");
+    ASSERT_EIO(qed_resize(img, 8u << 20, &err), "a resize");
+    g_assert_cmpuint(qed_get_size(img), ==, 4u << 20);
+    /* Nothing reached the device, and the flush there would have worked. */
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_FLUSH), ==, flushes);
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
+    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
+
+    assert_pattern(img, 1, 65536, 0);
+    assert_pattern(img, 2, 4096, 1u << 20);
+    assert_pattern(img, 0, 65536, 2u << 20);
+    ASSERT_EIO(qed_close(img, &err), "the close");
+
+    /* What reached the device: both writes, and NEED_CHECK still set. */
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_true(bytes_need_check(after));
+    img = open_faulty(&mem, after, &dev); /* repairs */
+    assert_pattern(img, 1, 65536, 0);
+    assert_pattern(img, 2, 4096, 1u << 20);
+    assert_pattern(img, 0, 65536, 2u << 20);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    write_pattern(img, 4, 4096, 2u << 20); /* a new handle writes again */
+    TU_OK(qed_close(img, &tu_err));
+    GBytes *closed = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_false(bytes_need_check(closed));
+    g_bytes_unref(closed);
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
+/* The flushes the driver makes for itself count too: a failed NEED_CHECK
+ * flush inside an allocating write fails the handle, and close leaves the
+ * mark on the device. */
+static void test_failed_internal_flush(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = ENOSPC });
+    uint8_t buf[4096] = { 5 };
+    GError *err = NULL;
+    g_assert_cmpint(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), ==, -ENOSPC);
+    g_clear_error(&err);
+    ASSERT_EIO(qed_flush(img, &err), "a flush after a failed NEED_CHECK flush");
+    assert_pattern(img, 0, 4096, 0);
+    ASSERT_EIO(qed_close(img, &err), "the close");
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_true(bytes_need_check(after));
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/faults/failed-flush-is-sticky", test_failed_flush_is_sticky);
+    g_test_add_func("/faults/failed-internal-flush", test_failed_internal_flush);
     for (size_t i = 0; i < G_N_ELEMENTS(workloads); i++) {
         g_autofree char *name = g_strdup_printf("/faults/%s", workloads[i].name);
         g_test_add_data_func(name, &workloads[i], test_workload);
