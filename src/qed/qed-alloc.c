@@ -152,7 +152,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         }
         t = qed_l2_cache_new_locked(s, l2_offset);
         if (!t) {
-            qed_meta_remove(s, &s->meta, l2_offset);
+            qed_meta_remove(s, &s->meta, l2_offset, l1_index);
             pthread_mutex_unlock(&s->lock);
             return -ENOMEM;
         }
@@ -160,7 +160,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
     } else {
         /* Never update a table that another one overlaps, or the L1 table. */
         if (!qed_table_offset_valid_locked(s, l2_offset) ||
-            !qed_meta_owns(s, &s->meta, l2_offset, l1_index)) {
+            !qed_meta_owns(&s->meta, l1_index)) {
             pthread_mutex_unlock(&s->lock);
             return -EIO;
         }
@@ -193,7 +193,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         qed_l2_cache_invalidate_locked(s, t);
         if (new_table) {
             s->l1[l1_index] = 0;
-            qed_meta_remove(s, &s->meta, l2_offset);
+            qed_meta_remove(s, &s->meta, l2_offset, l1_index);
         }
     }
     qed_l2_cache_put_locked(s, t);

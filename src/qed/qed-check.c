@@ -273,7 +273,7 @@ static int scan(Check *c)
             /* A repair keeps the tables the aliasing rule keeps; a count
              * follows QEMU's walk. */
             again = count_marked(c, e, table_size);
-            bad = c->tables_win ? !qed_meta_owns(s, &c->meta, e, i) : again > 0;
+            bad = c->tables_win ? !qed_meta_owns(&c->meta, i) : again > 0;
         }
         if (bad) {
             if (corrupt(c, MAX(again, 1))) {

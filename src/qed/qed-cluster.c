@@ -50,7 +50,7 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
         return 0;
     }
     if (!qed_table_offset_valid_locked(s, l2_offset) ||
-        !qed_meta_owns(s, &s->meta, l2_offset, l1_index)) {
+        !qed_meta_owns(&s->meta, l1_index)) {
         pthread_mutex_unlock(&s->lock);
         return -EIO; /* the image is corrupt: check would clear this entry */
     }

@@ -66,6 +66,7 @@ typedef struct QedMeta {
     QedMetaTable *tables; /* sorted by offset; they do not overlap */
     size_t n;             /* tables */
     size_t cap;           /* room in tables */
+    uint64_t *owned;      /* one bit per L1 entry: its table is in the map */
 } QedMeta;
 
 typedef struct QedState {
@@ -211,8 +212,12 @@ int qed_meta_build(const QedState *s, const uint64_t *l1, uint64_t l1_offset, ui
 /* The same from s->l1, the header and file_end into s->meta. Called with lock held. */
 int qed_meta_rebuild_locked(QedState *s);
 void qed_meta_free(QedMeta *meta);
-/* Whether the table at offset is the one L1 entry l1_index may use. */
-bool qed_meta_owns(const QedState *s, const QedMeta *meta, uint64_t offset, uint32_t l1_index);
+/* Whether L1 entry l1_index may use its table (the map has it for the
+ * entry). One bit test: translation asks it for every request. */
+static inline bool qed_meta_owns(const QedMeta *meta, uint32_t l1_index)
+{
+    return (meta->owned[l1_index / 64] >> (l1_index % 64)) & 1;
+}
 /* The offset of the first table in the map that overlaps [start, start+len),
  * or UINT64_MAX. */
 uint64_t qed_meta_first_overlap(const QedState *s, const QedMeta *meta, uint64_t start,
@@ -220,7 +225,8 @@ uint64_t qed_meta_first_overlap(const QedState *s, const QedMeta *meta, uint64_t
 /* Adds the table at offset for L1 entry l1_index; it must overlap no table
  * of the map. -ENOMEM on failure. */
 int qed_meta_add(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t l1_index);
-void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset);
+/* Removes the table of L1 entry l1_index at offset. */
+void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t l1_index);
 
 /* qed-cluster.c */
 /* Describes the run at pos (at most len bytes, never crossing an L2 table's

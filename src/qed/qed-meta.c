@@ -15,7 +15,8 @@
  *   the header area is invalid anyway).
  * - The whole L1 table counts, also entries past image_size: a resize makes
  *   them reachable, and the check walks them, as QEMU's does.
- * The map is the accepted tables sorted by offset. They do not overlap and
+ * The map is the accepted tables sorted by offset, and a bit per L1 entry
+ * that says whether its table is one of them. The tables do not overlap and
  * are all table_bytes long, so their ends are sorted too, and the table a
  * byte range runs into is found by one binary search. The map is rebuilt when
  * the L1 table changes wholesale (open, check and repair, compaction) and
@@ -32,7 +33,21 @@
 void qed_meta_free(QedMeta *meta)
 {
     g_free(meta->tables);
+    g_free(meta->owned);
     memset(meta, 0, sizeof(*meta));
+}
+
+static void set_owned(QedMeta *meta, uint32_t l1_index, bool owned)
+{
+    if (l1_index == QED_META_L1) {
+        return;
+    }
+    uint64_t bit = 1ull << (l1_index % 64);
+    if (owned) {
+        meta->owned[l1_index / 64] |= bit;
+    } else {
+        meta->owned[l1_index / 64] &= ~bit;
+    }
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -72,8 +87,9 @@ int qed_meta_build(const QedState *s, const uint64_t *l1, uint64_t l1_offset, ui
     uint32_t *owner = g_try_new(uint32_t, n);
     uint64_t *keys = g_try_new(uint64_t, n);
     QedMetaTable *acc = g_try_new(QedMetaTable, n);
+    uint64_t *owned = g_try_new0(uint64_t, s->table_nelems / 64 + 1);
     int ret = 0;
-    if (!off || !owner || !keys || !acc) {
+    if (!off || !owner || !keys || !acc || !owned) {
         ret = -ENOMEM;
         goto out;
     }
@@ -124,12 +140,18 @@ int qed_meta_build(const QedState *s, const uint64_t *l1, uint64_t l1_offset, ui
     meta->tables = acc;
     meta->n = kept;
     meta->cap = n;
+    meta->owned = owned;
+    for (size_t k = 0; k < kept; k++) {
+        set_owned(meta, acc[k].owner, true);
+    }
     acc = NULL;
+    owned = NULL;
 out:
     g_free(off);
     g_free(owner);
     g_free(keys);
     g_free(acc);
+    g_free(owned);
     return ret;
 }
 
@@ -146,13 +168,6 @@ static size_t first_ending_after(const QedState *s, const QedMeta *meta, uint64_
         }
     }
     return lo;
-}
-
-bool qed_meta_owns(const QedState *s, const QedMeta *meta, uint64_t offset, uint32_t l1_index)
-{
-    size_t i = first_ending_after(s, meta, offset);
-    return i < meta->n && meta->tables[i].offset == offset &&
-           meta->tables[i].owner == l1_index;
 }
 
 uint64_t qed_meta_first_overlap(const QedState *s, const QedMeta *meta, uint64_t start,
@@ -184,16 +199,18 @@ int qed_meta_add(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t l1_
     memmove(meta->tables + i + 1, meta->tables + i, (meta->n - i) * sizeof(QedMetaTable));
     meta->tables[i] = (QedMetaTable){ .offset = offset, .owner = l1_index };
     meta->n++;
+    set_owned(meta, l1_index, true);
     return 0;
 }
 
-void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset)
+void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t l1_index)
 {
     size_t i = first_ending_after(s, meta, offset);
-    if (i < meta->n && meta->tables[i].offset == offset) {
+    if (i < meta->n && meta->tables[i].offset == offset && meta->tables[i].owner == l1_index) {
         memmove(meta->tables + i, meta->tables + i + 1,
                 (meta->n - i - 1) * sizeof(QedMetaTable));
         meta->n--;
+        set_owned(meta, l1_index, false);
     }
 }
 
