@@ -54,10 +54,10 @@ for run in $(seq "$RUNS"); do
     for i in "${!builds[@]}"; do
         read -r st rd < <("$work/bench$i" "$work/full.qed" "$ROUNDS")
         if [ "$run" -eq 1 ] || awk "BEGIN { exit !($st < ${status[$i]}) }"; then
-            status[$i]=$st
+            status[i]=$st
         fi
         if [ "$run" -eq 1 ] || awk "BEGIN { exit !($rd < ${reads[$i]}) }"; then
-            reads[$i]=$rd
+            reads[i]=$rd
         fi
     done
 done

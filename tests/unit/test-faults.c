@@ -7,10 +7,13 @@
  * the file, every other request must succeed, and what the handle reads is
  * what was written last. Once a flush has failed (a request's own or one
  * inside it), the handle is failed: every later write, zero write, discard,
- * resize, flush and the close fail with EIO, and reads go on working. Afterwards the bytes on the device must open, check
- * clean, keep what a completed flush acknowledged and hold old or new data in
- * every other sector. The workload runs on a new image, and again on one
- * left dirty (NEED_CHECK, a leaked cluster) that the open repairs.
+ * resize, flush and the close fail with EIO, and reads go on working.
+ * Afterwards the bytes on the device must open, check clean, keep what a
+ * completed flush acknowledged and hold old or new data in every other
+ * sector. The workload runs on a new image, and again on one left dirty
+ * (NEED_CHECK, a leaked cluster) that the open repairs. Two more tests take
+ * the failed handle alone: a flush after a failed one, and a failed flush
+ * inside an allocating write.
  */
 #include "testutil.h"
 
