@@ -253,13 +253,15 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
      * read-modify-write of whole blocks: write new clusters whole. */
     bool whole = cow || s->file->fixed_length || s->file->request_align > 512;
 
-    /* Room for the clusters and a new table, made durable by the flush of
-     * NEED_CHECK on the first allocation, by the flush below with a backing
-     * file, or else by update_l2. alloc_lock keeps file_end still. */
+    /* Room for the clusters and a new table if one is needed, made durable
+     * by the flush of NEED_CHECK on the first allocation, by the flush below
+     * with a backing file, or else by update_l2. alloc_lock keeps file_end
+     * and the L1 table still. */
     pthread_mutex_lock(&s->lock);
     uint64_t new_offset = s->file_end;
+    uint64_t table = s->l1[qed_l1_index(s, pos)] == 0 ? s->table_bytes : 0;
     pthread_mutex_unlock(&s->lock);
-    int ret = grow_locked(s, new_offset + n * cs + s->table_bytes, false);
+    int ret = grow_locked(s, new_offset + n * cs + table, false);
     if (ret == 0) {
         ret = qed_set_need_check(s);
     }

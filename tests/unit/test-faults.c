@@ -851,9 +851,66 @@ static void test_failed_internal_flush(void)
     g_bytes_unref(fresh);
 }
 
+/* A container of fixed length (an nbdkit plugin's disk) cannot grow: writes
+ * succeed up to its last cluster, and the one that does not fit fails with
+ * ENOSPC before it writes anything; the handle is not failed, and the image
+ * stays consistent. The container has room for one L2 table and three data
+ * clusters past the image, and holds old bytes there. */
+static void test_fixed_length_full(void)
+{
+    GBytes *fresh = new_image_bytes();
+    gsize image = g_bytes_get_size(fresh), room = 2 * 65536 + 3 * 65536;
+    uint8_t *bytes = g_malloc(image + room);
+    memcpy(bytes, g_bytes_get_data(fresh, NULL), image);
+    memset(bytes + image, 0xa5, room);
+    BlkDev *mem = blk_mem_new(NAME, bytes, image + room);
+    mem->fixed_length = true;
+    g_free(bytes);
+    BlkDev *dev = blk_fault_new(mem);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(dev, NAME, "qed", QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    img->opts.clean_after_ms = 3600 * 1000;
+    for (uint8_t i = 0; i < 3; i++) {
+        write_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
+    uint8_t buf[512] = { 9 };
+    int ret = qed_pwrite(img, buf, sizeof(buf), 3 * 65536, 0, &err);
+    if (ret != -ENOSPC || !err || !strstr(err->message, NAME)) {
+        g_error("a write into a full container: %d (%s)", ret, err ? err->message : "");
+    }
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
+    for (uint8_t i = 0; i < 3; i++) {
+        assert_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    assert_pattern(img, 0, 65536, 3 * 65536);
+    write_pattern(img, 7, 4096, 65536); /* in place: there is room for that */
+    TU_OK(qed_flush(img, &tu_err));
+    TU_OK(qed_close(img, &tu_err));
+
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_cmpuint(g_bytes_get_size(after), ==, image + room);
+    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
+    mem->fixed_length = true;
+    img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    g_assert_cmpuint(res.image_end_offset, ==, image + room);
+    assert_pattern(img, 7, 4096, 65536);
+    TU_OK(qed_close(img, &tu_err));
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/faults/fixed-length-full", test_fixed_length_full);
     g_test_add_func("/faults/failed-flush-is-sticky", test_failed_flush_is_sticky);
     g_test_add_func("/faults/failed-internal-flush", test_failed_internal_flush);
     for (size_t i = 0; i < G_N_ELEMENTS(workloads); i++) {
