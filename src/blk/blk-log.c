@@ -8,8 +8,14 @@
  * completed is on the disk. Of the requests after it, any subset may have
  * reached the disk (a volatile write cache persists what it likes), writes
  * in any order among themselves, and a write may be torn at sector
- * boundaries. Truncates keep their place relative to the writes around
- * them, as a file system applies them in order.
+ * boundaries. Truncates keep their place in that order, as a file system
+ * applies them in order, but like any request after the last flush one may
+ * be lost while later writes persist: a length set by ftruncate is durable
+ * only once a flush returned (fdatasync writes the size it needs), so an
+ * entry that points into a grown file must come after that flush. A write
+ * past the end of the file may also persist its new length without its data
+ * (the file grows with zeros where it was going), as a file system that
+ * commits the size before the data block can leave it.
  */
 #include "blk/blk.h"
 
@@ -137,18 +143,26 @@ const BlkLogOp *blk_log_op(BlkDev *dev, size_t i)
     return op;
 }
 
+/* Grows the byte array with zeros to at least length. */
+static void grow(GByteArray *disk, uint64_t length)
+{
+    if (length > disk->len) {
+        guint old = disk->len;
+        g_byte_array_set_size(disk, (guint)length);
+        memset(disk->data + old, 0, length - old);
+    }
+}
+
 /* Applies op to the byte array, only the sectors in keep (all when NULL). */
 static void apply(GByteArray *disk, const BlkLogOp *op, const bool *keep, uint32_t sector)
 {
     switch (op->kind) {
-    case BLK_LOG_TRUNCATE: {
-        guint old = disk->len;
-        g_byte_array_set_size(disk, (guint)op->offset);
-        if (disk->len > old) {
-            memset(disk->data + old, 0, disk->len - old); /* a file grows with zeros */
+    case BLK_LOG_TRUNCATE:
+        if (op->offset < disk->len) {
+            g_byte_array_set_size(disk, (guint)op->offset);
         }
+        grow(disk, op->offset); /* a file grows with zeros */
         return;
-    }
     case BLK_LOG_FLUSH:
         return;
     case BLK_LOG_WRITE:
@@ -163,11 +177,7 @@ static void apply(GByteArray *disk, const BlkLogOp *op, const bool *keep, uint32
         uint64_t next = MIN(end, (pos / sector + 1) * sector);
         size_t idx = (size_t)((pos - op->offset + (op->offset % sector)) / sector);
         if (!keep || keep[idx]) {
-            if (next > disk->len) {
-                guint old = disk->len;
-                g_byte_array_set_size(disk, (guint)next);
-                memset(disk->data + old, 0, next - old);
-            }
+            grow(disk, next);
             if (op->kind == BLK_LOG_WRITE) {
                 memcpy(disk->data + pos, op->data + (pos - op->offset), next - pos);
             } else {
@@ -198,13 +208,16 @@ GBytes *blk_log_crash_state(BlkDev *dev, GBytes *base, size_t crash_at, GRand *r
         apply(disk, &ops[i], NULL, sector);
     }
     /* The pending requests: a random subset, writes shuffled between
-     * truncates, some torn. */
+     * truncates, some torn. Of a write that is lost, sometimes the length
+     * it gave the file persists (applied first, before the others). */
     size_t n = crash_at - durable;
     size_t *order = g_new(size_t, n ? n : 1);
     size_t count = 0;
     for (size_t i = durable; i < crash_at; i++) {
         if (g_rand_boolean(rand)) {
             order[count++] = i;
+        } else if (ops[i].kind == BLK_LOG_WRITE && g_rand_int_range(rand, 0, 8) == 0) {
+            grow(disk, ops[i].offset + ops[i].len);
         }
     }
     for (size_t i = 0; i + 1 < count; i++) {

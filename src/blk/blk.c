@@ -1,6 +1,15 @@
 /*
  * The generic half of the blk seam: argument checks and I/O counters around
- * each implementation's operations.
+ * each implementation's operations, and the failed state after a flush error.
+ *
+ * Design notes: after fdatasync fails, the kernel may already have dropped
+ * the dirty pages it could not write and cleared the error, so a second
+ * fdatasync can succeed without the data ever reaching the disk. A device
+ * whose flush failed therefore stays failed: every later flush and every
+ * write fails with -EIO, so that no caller is told that data is safe when
+ * it may not be, and no metadata is written over a state nobody knows.
+ * Every flush of a format driver passes here (its own, NEED_CHECK, an
+ * allocation's, marking clean), so the rule holds for all of them.
  */
 #include "blk/blk.h"
 
@@ -21,6 +30,11 @@ static void count(uint64_t *counter, uint64_t n)
     __atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
+bool blk_failed(BlkDev *dev)
+{
+    return __atomic_load_n(&dev->failed, __ATOMIC_ACQUIRE);
+}
+
 int blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
 {
     if (len == 0) {
@@ -39,6 +53,9 @@ int blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag
     if (dev->read_only) {
         return -EROFS;
     }
+    if (blk_failed(dev)) {
+        return -EIO;
+    }
     if (len == 0) {
         return 0;
     }
@@ -56,8 +73,15 @@ int blk_flush(BlkDev *dev)
     if (dev->read_only) {
         return 0;
     }
+    if (blk_failed(dev)) {
+        return -EIO;
+    }
     count(&dev->stats.flushes, 1);
-    return dev->ops->flush(dev);
+    int ret = dev->ops->flush(dev);
+    if (ret < 0) {
+        __atomic_store_n(&dev->failed, true, __ATOMIC_RELEASE);
+    }
+    return ret;
 }
 
 int64_t blk_get_length(BlkDev *dev)
@@ -70,6 +94,9 @@ int blk_truncate(BlkDev *dev, uint64_t length)
     if (dev->read_only) {
         return -EROFS;
     }
+    if (blk_failed(dev)) {
+        return -EIO;
+    }
     if (length > INT64_MAX) {
         return -EFBIG;
     }
@@ -81,6 +108,9 @@ int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     if (dev->read_only) {
         return -EROFS;
+    }
+    if (blk_failed(dev)) {
+        return -EIO;
     }
     if (len == 0) {
         return 0;

@@ -83,6 +83,11 @@ struct BlkDev {
      * nothing about the image in it, and space past the image's end may
      * hold old data rather than zeros. */
     bool fixed_length;
+    /* A flush has failed: what reached the disk since the last good flush is
+     * unknown, so no later flush may report success and nothing more is
+     * written (blk.c fails them with -EIO); reads go on. Only a new open
+     * clears it. Set and read atomically. */
+    bool failed;
     BlkStats stats;         /* updated atomically by blk.c */
 };
 
@@ -112,7 +117,9 @@ int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags,
 BlkDev *blk_file_new(int fd, const char *filename, unsigned flags);
 BlkDev *blk_mem_new(const char *name, const void *contents, size_t len);
 
-/* The wrappers every caller uses: they count the I/O, then call the ops. */
+/* The wrappers every caller uses: they count the I/O, then call the ops.
+ * Once a flush has failed, blk_flush, blk_pwrite, blk_truncate and
+ * blk_punch_zeroes fail with -EIO (BlkDev.failed). */
 int blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset);
 int blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag);
 int blk_flush(BlkDev *dev);
@@ -123,6 +130,8 @@ int64_t blk_allocated_bytes(BlkDev *dev);
 int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
                     uint64_t *run);
 int blk_reopen(BlkDev *dev, bool read_only);
+/* Whether a flush of dev has failed. */
+bool blk_failed(BlkDev *dev);
 void blk_get_stats(BlkDev *dev, BlkStats *stats);
 void blk_close(BlkDev *dev);
 

@@ -5,16 +5,26 @@
  * Design notes, the write order that keeps an image safe across power loss:
  * 1. NEED_CHECK is set and flushed before the first metadata change after a
  *    clean state (qed_set_need_check), so a torn update is always checked.
- * 2. The data is written into the new clusters. Without a backing file the
+ * 2. The file is long enough, durably, before an entry points into it: it
+ *    is grown ahead of allocation in steps (ftruncate, then a flush, which
+ *    makes the new length durable as fdatasync does), and new clusters and
+ *    tables are carved out of the room below that length. QEMU's check
+ *    calls a cluster that sticks out past the end of the file a corruption,
+ *    and its repair drops the data; with the length made durable first, no
+ *    crash can leave one. The room left at the end is cut off when the image
+ *    is marked clean (qed_trim_file_locked); after a crash it is leaks.
+ *    A container of fixed length (an nbdkit plugin's disk) cannot grow: its
+ *    length is durable as it is, and an allocation past it fails (ENOSPC).
+ * 3. The data is written into the new clusters. Without a backing file the
  *    parts of a new cluster the request does not cover are not written: the
- *    clusters lie past the old end of the file and read as zeros, and flush
- *    extends the file over them. With a backing file, the parts of an
- *    unallocated cluster are copied from it, and the file is flushed before
- *    any L2 entry points at the cluster (also when the cluster was a zero
- *    cluster); otherwise a crash could leave an entry pointing at a cluster
- *    that never reached the disk, which the check clears to "unallocated",
- *    and backing data would show where the image held data or zeros.
- * 3. A new L2 table is written whole before the L1 entry that points at it.
+ *    room reads as zeros. With a backing file, the parts of an unallocated
+ *    cluster are copied from it, and the file is flushed before any L2 entry
+ *    points at the cluster (also when the cluster was a zero cluster);
+ *    otherwise a crash could leave an entry pointing at a cluster that never
+ *    reached the disk, which the check clears to "unallocated", and backing
+ *    data would show where the image held data or zeros. That flush also
+ *    makes the grown length durable.
+ * 4. A new L2 table is written whole before the L1 entry that points at it.
  * A crash between the steps leaks clusters at worst; the check reclaims them.
  */
 #include "qed/qed-internal.h"
@@ -24,6 +34,80 @@
 
 /* The most a single allocation copies through memory, in bytes. */
 #define ALLOC_MAX_BYTES (16u * 1024 * 1024)
+
+/* The room the file grows by ahead of allocation: an eighth of what is in
+ * use, at least 1 MiB and at most 256 MiB (and always enough for the
+ * request). Each step costs a flush; the room is sparse, and cut at close. */
+#define GROW_MIN_BYTES (1ull << 20)
+#define GROW_MAX_BYTES (256ull << 20)
+
+int qed_flush_locked(QedState *s)
+{
+    int ret = blk_flush(s->file);
+    if (ret == 0) {
+        s->length_durable = s->length_set;
+    }
+    return ret;
+}
+
+/* Makes the file at least end bytes long: grows it by a step when it is
+ * shorter, and then, with flush, makes the length durable. Without flush the
+ * caller flushes before any entry points below end. */
+static int grow_locked(QedState *s, uint64_t end, bool flush)
+{
+    if (end <= s->length_durable) {
+        return 0;
+    }
+    if (s->file->fixed_length) {
+        int64_t length = blk_get_length(s->file);
+        if (length < 0) {
+            return (int)length;
+        }
+        if (end > (uint64_t)length) {
+            return -ENOSPC; /* the container is full */
+        }
+        s->length_set = s->length_durable = (uint64_t)length;
+        return 0;
+    }
+    if (end > s->length_set) {
+        pthread_mutex_lock(&s->lock);
+        uint64_t in_use = s->file_end;
+        pthread_mutex_unlock(&s->lock);
+        uint64_t step = CLAMP(in_use / 8, GROW_MIN_BYTES, GROW_MAX_BYTES);
+        uint64_t target = qed_round_up_cluster(s, end + step);
+        int ret = blk_truncate(s->file, target);
+        if (ret < 0) {
+            return ret;
+        }
+        s->length_set = target;
+    }
+    return flush ? qed_flush_locked(s) : 0;
+}
+
+int qed_trim_file_locked(QedState *s)
+{
+    if (s->file->fixed_length) {
+        return 0;
+    }
+    pthread_mutex_lock(&s->lock);
+    uint64_t end = s->file_end;
+    pthread_mutex_unlock(&s->lock);
+    int64_t length = blk_get_length(s->file);
+    if (length < 0) {
+        return (int)length;
+    }
+    if ((uint64_t)length != end) {
+        int ret = blk_truncate(s->file, end);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    /* Either length may be on the disk until the next flush; both cover
+     * every cluster in use. */
+    s->length_set = end;
+    s->length_durable = MIN(s->length_durable, end);
+    return 0;
+}
 
 /* Points the entries of n clusters starting at virtual pos at consecutive
  * clusters from base (or, with step false, all at base). */
@@ -38,6 +122,20 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         return ret;
     }
 
+    /* Entries may point only into durable length: the data clusters the
+     * caller took (below file_end) and a new table. alloc_lock keeps
+     * file_end still until the table is taken below. */
+    pthread_mutex_lock(&s->lock);
+    bool table_needed = s->l1[l1_index] == 0 && base != 0;
+    uint64_t need = s->file_end + (table_needed ? s->table_bytes : 0);
+    pthread_mutex_unlock(&s->lock);
+    if (step || table_needed) {
+        ret = grow_locked(s, need, true);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+
     pthread_mutex_lock(&s->lock);
     uint64_t l2_offset = s->l1[l1_index];
     bool new_table = l2_offset == 0;
@@ -48,14 +146,21 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
             return 0; /* no table, so already unallocated */
         }
         l2_offset = s->file_end;
+        if (qed_meta_add(s, &s->meta, l2_offset, l1_index) < 0) {
+            pthread_mutex_unlock(&s->lock);
+            return -ENOMEM;
+        }
         t = qed_l2_cache_new_locked(s, l2_offset);
         if (!t) {
+            qed_meta_remove(s, &s->meta, l2_offset, l1_index);
             pthread_mutex_unlock(&s->lock);
             return -ENOMEM;
         }
         s->file_end += s->table_bytes;
     } else {
-        if (!qed_table_offset_valid_locked(s, l2_offset)) {
+        /* Never update a table that another one overlaps, or the L1 table. */
+        if (!qed_table_offset_valid_locked(s, l2_offset) ||
+            !qed_meta_owns(&s->meta, l1_index)) {
             pthread_mutex_unlock(&s->lock);
             return -EIO;
         }
@@ -88,6 +193,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         qed_l2_cache_invalidate_locked(s, t);
         if (new_table) {
             s->l1[l1_index] = 0;
+            qed_meta_remove(s, &s->meta, l2_offset, l1_index);
         }
     }
     qed_l2_cache_put_locked(s, t);
@@ -101,7 +207,10 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         uint64_t at = s->header.l1_table_offset + (uint64_t)l1_index * sizeof(le);
         if (blk_pread(s->file, &le, sizeof(le), at) == 0 && GUINT64_FROM_LE(le) == l2_offset) {
             pthread_mutex_lock(&s->lock);
-            s->l1[l1_index] = l2_offset;
+            /* (Nothing took the table's place: file_end only grows here.) */
+            if (qed_meta_add(s, &s->meta, l2_offset, l1_index) == 0) {
+                s->l1[l1_index] = l2_offset;
+            }
             pthread_mutex_unlock(&s->lock);
         }
     }
@@ -144,12 +253,22 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
      * read-modify-write of whole blocks: write new clusters whole. */
     bool whole = cow || s->file->fixed_length || s->file->request_align > 512;
 
-    int ret = qed_set_need_check(s);
+    /* Room for the clusters and a new table if one is needed, made durable
+     * by the flush of NEED_CHECK on the first allocation, by the flush below
+     * with a backing file, or else by update_l2. alloc_lock keeps file_end
+     * and the L1 table still. */
+    pthread_mutex_lock(&s->lock);
+    uint64_t new_offset = s->file_end;
+    uint64_t table = s->l1[qed_l1_index(s, pos)] == 0 ? s->table_bytes : 0;
+    pthread_mutex_unlock(&s->lock);
+    int ret = grow_locked(s, new_offset + n * cs + table, false);
+    if (ret == 0) {
+        ret = qed_set_need_check(s);
+    }
     if (ret < 0) {
         return ret;
     }
     pthread_mutex_lock(&s->lock);
-    uint64_t new_offset = s->file_end;
     s->file_end += n * cs;
     pthread_mutex_unlock(&s->lock);
 
@@ -181,7 +300,7 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
      * show through where the image held other data (or zeros): the cluster
      * goes to disk first. */
     if (ret == 0 && s->img->backing) {
-        ret = blk_flush(s->file);
+        ret = qed_flush_locked(s);
     }
     if (ret < 0) {
         return ret;

@@ -25,10 +25,21 @@
  *   16 bytes. A compaction needs the handle to itself (qed-img check -r
  *   opens one with QED_OPEN_CHECK): a concurrent write into a cluster being
  *   moved would be lost.
+ * - A reference into metadata (a data cluster inside a table, an L2 table
+ *   over the L1 table or over another table) is met as a cluster referenced
+ *   twice, and counted where QEMU counts it. A repair (QED_CHECK_FIX_ERRORS)
+ *   follows the aliasing rule of qed-meta.c instead of the walk order: the
+ *   tables win, so it clears the data entry that points into a table, or the
+ *   L1 entry of a table that overlaps the L1 table or an earlier table, and
+ *   never the table that is metadata; a request refuses exactly those
+ *   references (qed-cluster.c).
+ * - On a writable handle, the room grown ahead of allocation past file_end
+ *   (qed-alloc.c) is the handle's own, not leaked clusters.
  * - Repair keeps the image consistent but for leaks after every step, so an
  *   interrupted repair loses nothing and changes no data:
  *   1. invalid and duplicate references are cleared (the first reference to
- *      a cluster, in walk order, is the one kept) and the table rewritten;
+ *      a cluster, in walk order, is the one kept, but for the tables: see
+ *      above) and the table rewritten;
  *      the file is grown to a whole number of clusters; then a flush, after
  *      which what was cleared is leaked;
  *   2. compaction: clusters at the end of the file move into leaked clusters
@@ -56,6 +67,8 @@ typedef struct Check {
     uint64_t *l1;      /* the whole L1 table as on disk, host order */
     uint64_t *l2;      /* one L2 table (or a cluster being copied) */
     int read_error;    /* the last table read that failed (-errno), or 0 */
+    bool tables_win;   /* repairing errors: meta decides which references go */
+    QedMeta meta;      /* with tables_win: the tables of l1 the aliasing rule keeps */
     bool l1_dirty;     /* l1 differs from s->l1 */
     bool l2_written;   /* some L2 table on disk changed or moved: the cache is stale */
 } Check;
@@ -195,7 +208,9 @@ static bool check_l2(Check *c)
         }
         last = e;
 
-        if (!ref_valid(c, e, s->cluster_size) || count_marked(c, e, 1) > 0) {
+        bool aliases = c->tables_win &&
+                       qed_meta_first_overlap(s, &c->meta, e, s->cluster_size) != UINT64_MAX;
+        if (!ref_valid(c, e, s->cluster_size) || aliases || count_marked(c, e, 1) > 0) {
             if (corrupt(c, 1)) {
                 c->l2[j] = 0;
                 changed = true;
@@ -238,6 +253,14 @@ static int scan(Check *c)
     for (uint32_t i = 0; i < s->table_nelems; i++) {
         c->l1[i] = GUINT64_FROM_LE(c->l1[i]);
     }
+    if (c->fix & QED_CHECK_FIX_ERRORS) {
+        ret = qed_meta_build(s, c->l1, s->header.l1_table_offset, c->nbits << s->cluster_bits,
+                             &c->meta);
+        if (ret < 0) {
+            return ret;
+        }
+        c->tables_win = true;
+    }
 
     for (uint32_t i = 0; i < s->table_nelems; i++) {
         uint64_t e = c->l1[i];
@@ -245,8 +268,14 @@ static int scan(Check *c)
             continue;
         }
         uint64_t again = 0;
-        if (!ref_valid(c, e, s->table_bytes) ||
-            (again = count_marked(c, e, table_size)) > 0) {
+        bool bad = !ref_valid(c, e, s->table_bytes);
+        if (!bad) {
+            /* A repair keeps the tables the aliasing rule keeps; a count
+             * follows QEMU's walk. */
+            again = count_marked(c, e, table_size);
+            bad = c->tables_win ? !qed_meta_owns(&c->meta, i) : again > 0;
+        }
+        if (bad) {
             if (corrupt(c, MAX(again, 1))) {
                 c->l1[i] = 0;
                 c->l1_dirty = true;
@@ -603,16 +632,6 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
         return (int)length;
     }
     c.length = (uint64_t)length;
-    /* Clusters this handle allocated may stick out until the next flush
-     * grows the file over them; grow it now, as that flush would. A handle
-     * opened for checking allocates nothing: what sticks out there is found. */
-    if (!s->read_only && !(s->img->opts.flags & QED_OPEN_CHECK) && c.length < s->file_end) {
-        int ret = blk_truncate(s->file, s->file_end);
-        if (ret < 0) {
-            return ret;
-        }
-        c.length = s->file_end;
-    }
 
     res->total_clusters = (s->header.image_size + s->cluster_size - 1) / s->cluster_size;
     c.nbits = qed_round_up_cluster(s, c.length) >> s->cluster_bits;
@@ -634,9 +653,11 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
     }
     if (ret == 0) {
         /* Whole clusters only: a partial last one is not counted, as in
-         * QEMU. In a container of fixed size, only below the image's end. */
+         * QEMU. In a container of fixed size, only below the image's end;
+         * on a handle that allocates, not its room past file_end either. */
         uint64_t whole = c.length >> s->cluster_bits;
-        if (s->file->fixed_length) {
+        bool allocates = !s->read_only && !(s->img->opts.flags & QED_OPEN_CHECK);
+        if (s->file->fixed_length || allocates) {
             whole = MIN(whole, s->file_end >> s->cluster_bits);
         }
         res->leaks = count_zeros(c.used, s->header.header_size, whole);
@@ -650,7 +671,7 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
     /* The in-memory view follows what was rewritten, also after a failure. */
     pthread_mutex_lock(&s->lock);
     if (c.l1_dirty) {
-        memcpy(s->l1, c.l1, (size_t)s->l1_nelems * sizeof(uint64_t));
+        memcpy(s->l1, c.l1, s->table_bytes);
     }
     if (c.l2_written) {
         GList *cached = g_hash_table_get_values(s->l2_cache.tables);
@@ -664,7 +685,20 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
                                             : MAX(qed_round_up_cluster(s, c.length),
                                                   s->header_bytes);
     }
+    /* The tables may have moved, or lost their entries. */
+    int meta_ret = qed_meta_rebuild_locked(s);
+    if (ret == 0) {
+        ret = meta_ret;
+    }
     pthread_mutex_unlock(&s->lock);
+    /* A repair flushed what it cut or grew. */
+    if (fix && !s->file->fixed_length) {
+        s->length_durable = MIN(s->length_durable, c.length);
+        s->length_set = c.length;
+        if (ret == 0) {
+            s->length_durable = c.length;
+        }
+    }
 
     if (ret == 0 && fix && res->corruptions == res->corruptions_fixed) {
         s->unchecked = false;
@@ -674,6 +708,7 @@ out:
     g_free(c.used);
     g_free(c.l1);
     g_free(c.l2);
+    qed_meta_free(&c.meta);
     return ret;
 }
 
@@ -706,6 +741,7 @@ int qed_find_image_end(QedState *s)
     if (ret == 0) {
         pthread_mutex_lock(&s->lock);
         s->file_end = res.image_end_offset;
+        ret = qed_meta_rebuild_locked(s);
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&s->alloc_lock);

@@ -2,6 +2,12 @@
  * Address translation: a virtual range becomes runs of data clusters (with
  * contiguous file offsets), zero clusters, or unallocated clusters, looked up
  * through the in-memory L1 table and the L2 cache.
+ *
+ * Design notes: an entry that is invalid, or that aliases metadata (an L1
+ * entry the metadata map does not give its table, a data cluster inside a
+ * table: qed-meta.c), makes the request fail with -EIO, and a run of data
+ * stops before the first cluster that does. So a guest write can never land
+ * on a table; the check reports such entries and its repair clears them.
  */
 #include "qed/qed-internal.h"
 
@@ -43,7 +49,8 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
         ext->length = len;
         return 0;
     }
-    if (!qed_table_offset_valid_locked(s, l2_offset)) {
+    if (!qed_table_offset_valid_locked(s, l2_offset) ||
+        !qed_meta_owns(&s->meta, l1_index)) {
         pthread_mutex_unlock(&s->lock);
         return -EIO; /* the image is corrupt: check would clear this entry */
     }
@@ -77,11 +84,21 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
         }
         run += s->cluster_size;
     }
-    ext->type = extent_type[kind];
-    ext->length = MIN(run, len);
+    run = MIN(run, len);
     if (kind == KIND_DATA) {
+        /* One search for the whole run: it stops before a table. */
+        uint64_t table = qed_meta_first_overlap(s, &s->meta, first, in_cluster + run);
+        if (table <= first) {
+            ret = -EIO; /* the first cluster lies inside a table */
+            goto out;
+        }
+        if (table != UINT64_MAX) {
+            run = table - first - in_cluster;
+        }
         ext->file_offset = first + in_cluster;
     }
+    ext->type = extent_type[kind];
+    ext->length = run;
 out:
     qed_l2_cache_put_locked(s, t);
     pthread_mutex_unlock(&s->lock);

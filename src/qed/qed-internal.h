@@ -53,6 +53,22 @@ typedef struct QedL2Cache {
     size_t budget;      /* evict unreferenced tables beyond this */
 } QedL2Cache;
 
+/* A table in the metadata map (qed-meta.c). */
+typedef struct QedMetaTable {
+    uint64_t offset; /* bytes; the table is table_bytes long */
+    uint32_t owner;  /* the L1 index whose table it is, or QED_META_L1 */
+} QedMetaTable;
+#define QED_META_L1 UINT32_MAX
+
+/* The tables a request may use: the L1 table and the L2 tables its entries
+ * reference that overlap nothing before them (qed-meta.c). */
+typedef struct QedMeta {
+    QedMetaTable *tables; /* sorted by offset; they do not overlap */
+    size_t n;             /* tables */
+    size_t cap;           /* room in tables */
+    uint64_t *owned;      /* one bit per L1 entry: its table is in the map */
+} QedMeta;
+
 typedef struct QedState {
     QedImage *img;   /* the image this driver state belongs to */
     BlkDev *file;    /* img->file */
@@ -74,10 +90,15 @@ typedef struct QedState {
     pthread_mutex_t lock;
     pthread_cond_t l2_loaded;        /* signalled (with lock) when an L2 load ends */
     QedHeader header;       /* lock */
-    uint64_t *l1;           /* lock; the first l1_nelems L1 entries, host order */
-    uint32_t l1_nelems;     /* lock; entries that cover image_size */
+    uint64_t *l1;           /* lock; the whole L1 table (table_nelems entries), host order */
+    uint32_t l1_nelems;     /* lock; entries that cover image_size, the ones translation uses */
+    QedMeta meta;           /* lock; the tables in use, kept in step with l1 and the header */
     QedL2Cache l2_cache;    /* lock */
     uint64_t file_end;      /* lock; offset of the next cluster to allocate */
+    /* The file is grown ahead of allocation (qed-alloc.c): */
+    uint64_t length_set;     /* alloc_lock; bytes the file is long, as this handle set it */
+    uint64_t length_durable; /* alloc_lock; bytes of it a flush made durable: an entry may
+                              * point only below this */
     uint64_t freed_clusters; /* alloc_lock; data clusters zero writes gave up */
     bool unchecked;         /* alloc_lock; NEED_CHECK was found at a QED_OPEN_CHECK open and
                              * no check has repaired the image yet: the mark must stay */
@@ -182,6 +203,31 @@ void qed_l2_cache_put_locked(QedState *s, QedL2Table *t);
  * when its last holder puts it. */
 void qed_l2_cache_invalidate_locked(QedState *s, QedL2Table *t);
 
+/* qed-meta.c */
+/* Builds into meta (replacing what it held) the map of the tables that the
+ * L1 table at l1_offset, whose table_nelems entries are l1, references in a
+ * file whose clusters end at end. -ENOMEM leaves meta as it was. */
+int qed_meta_build(const QedState *s, const uint64_t *l1, uint64_t l1_offset, uint64_t end,
+                   QedMeta *meta);
+/* The same from s->l1, the header and file_end into s->meta. Called with lock held. */
+int qed_meta_rebuild_locked(QedState *s);
+void qed_meta_free(QedMeta *meta);
+/* Whether L1 entry l1_index may use its table (the map has it for the
+ * entry). One bit test: translation asks it for every request. */
+static inline bool qed_meta_owns(const QedMeta *meta, uint32_t l1_index)
+{
+    return (meta->owned[l1_index / 64] >> (l1_index % 64)) & 1;
+}
+/* The offset of the first table in the map that overlaps [start, start+len),
+ * or UINT64_MAX. */
+uint64_t qed_meta_first_overlap(const QedState *s, const QedMeta *meta, uint64_t start,
+                                uint64_t len);
+/* Adds the table at offset for L1 entry l1_index; it must overlap no table
+ * of the map. -ENOMEM on failure. */
+int qed_meta_add(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t l1_index);
+/* Removes the table of L1 entry l1_index at offset. */
+void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t l1_index);
+
 /* qed-cluster.c */
 /* Describes the run at pos (at most len bytes, never crossing an L2 table's
  * range): data (with its file offset), zero cluster, or unallocated. */
@@ -194,5 +240,11 @@ int64_t qed_alloc_write(QedState *s, const void *buf, uint64_t pos, uint64_t len
 /* Points the L2 entries of n whole clusters at value (0 or QED_L2_ENTRY_ZERO),
  * allocating the L2 table when value needs one. The clusters lie in one table. */
 int qed_set_cluster_entries(QedState *s, uint64_t pos, uint64_t n, uint64_t value);
+/* Sets the file's length to exactly file_end, cutting the room grown ahead
+ * of allocation (or growing over clusters an allocation that failed left
+ * past the end), for marking the image clean. Does not flush. */
+int qed_trim_file_locked(QedState *s);
+/* A flush that also makes the length set so far durable. */
+int qed_flush_locked(QedState *s);
 
 #endif

@@ -123,13 +123,11 @@ int qed_write_l1_entry(QedState *s, uint32_t index, uint64_t value)
     uint32_t first = (uint32_t)(start / sizeof(uint64_t));
     uint32_t n = (uint32_t)(len / sizeof(uint64_t));
 
-    /* Entries beyond the ones kept in memory are zero on disk: the image
-     * size never reached them, so nothing ever pointed them anywhere. */
+    /* The whole L1 table is in memory: the neighbours in the span are
+     * written back as they are. */
     pthread_mutex_lock(&s->lock);
     s->l1[index] = value;
-    uint32_t in_memory = first < s->l1_nelems ? MIN(n, s->l1_nelems - first) : 0;
-    copy_to_le(buf, s->l1 + first, in_memory);
-    memset(buf + in_memory * sizeof(uint64_t), 0, (n - in_memory) * sizeof(uint64_t));
+    copy_to_le(buf, s->l1 + first, n);
     pthread_mutex_unlock(&s->lock);
 
     int ret = blk_pwrite(s->file, buf, len, s->header.l1_table_offset + start, BLK_TAG_L1);

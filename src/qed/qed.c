@@ -212,6 +212,7 @@ static void qed_free_state(QedState *s)
         qed_l2_cache_destroy(&s->l2_cache);
     }
     g_free(s->l1);
+    qed_meta_free(&s->meta);
     g_free(s->backing_name);
     g_free(s->backing_full);
     pthread_mutex_destroy(&s->lock);
@@ -302,17 +303,28 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
         }
     }
 
+    /* The whole L1 table, as QEMU reads it: the tables of entries past
+     * image_size are metadata too (qed-meta.c). It lies inside the file
+     * (validate_header), which bounds the allocation. */
     s->l1_nelems = qed_l1_nelems_for(s, s->header.image_size);
-    s->l1 = g_try_new0(uint64_t, s->l1_nelems);
+    s->l1 = g_try_new0(uint64_t, s->table_nelems);
     if (!s->l1) {
         ret = open_error(errp, ENOMEM, "Not enough memory for the L1 table");
         goto fail;
     }
-    ret = qed_read_l1(s, 0, s->l1_nelems);
+    ret = qed_read_l1(s, 0, s->table_nelems);
     if (ret < 0) {
         ret = open_error(errp, -ret, "Failed to read L1 table");
         goto fail;
     }
+    ret = qed_meta_rebuild_locked(s); /* (no other thread knows s yet) */
+    if (ret < 0) {
+        ret = open_error(errp, -ret, "Not enough memory for the table map");
+        goto fail;
+    }
+    /* Allocation starts at file_end, at or past the end of the file: no
+     * entry will point below the length the file has now. */
+    s->length_set = s->length_durable = (uint64_t)file_length;
     qed_l2_cache_init(&s->l2_cache,
                       img->opts.l2_cache_bytes ? img->opts.l2_cache_bytes : QED_DEFAULT_L2_CACHE_BYTES);
 
@@ -368,7 +380,7 @@ int qed_set_need_check(QedState *s)
     h.features |= QED_F_NEED_CHECK;
     int ret = qed_write_header(s, &h);
     if (ret == 0) {
-        ret = blk_flush(s->file);
+        ret = qed_flush_locked(s); /* (also makes a length just grown durable) */
     }
     if (ret == 0) {
         pthread_mutex_lock(&s->lock);
@@ -379,44 +391,13 @@ int qed_set_need_check(QedState *s)
     return ret;
 }
 
-/* Grows the file over every allocated cluster, so that no cluster sticks
- * out past its end once a flush returns. Called with alloc_lock held, which
- * keeps allocations (the only writes that grow the file) out meanwhile. */
-static int extend_file_locked(QedState *s)
-{
-    pthread_mutex_lock(&s->lock);
-    uint64_t end = s->file_end;
-    pthread_mutex_unlock(&s->lock);
-    int64_t length = blk_get_length(s->file);
-    if (length < 0) {
-        return (int)length;
-    }
-    if ((uint64_t)length >= end) {
-        return 0;
-    }
-    return blk_truncate(s->file, end);
-}
-
-static int extend_file(QedState *s)
-{
-    pthread_mutex_lock(&s->lock);
-    uint64_t end = s->file_end;
-    pthread_mutex_unlock(&s->lock);
-    int64_t length = blk_get_length(s->file);
-    if (length >= 0 && (uint64_t)length >= end) {
-        return 0; /* the common case, without the allocation lock */
-    }
-    pthread_mutex_lock(&s->alloc_lock);
-    int ret = extend_file_locked(s);
-    pthread_mutex_unlock(&s->alloc_lock);
-    return ret;
-}
-
 int qed_mark_clean_locked(QedState *s)
 {
-    int ret = extend_file_locked(s);
+    /* The room grown ahead of allocation goes first: a clean image has no
+     * leaks at its end. A failed handle writes nothing more. */
+    int ret = qed_trim_file_locked(s);
     if (ret == 0) {
-        ret = blk_flush(s->file);
+        ret = qed_flush_locked(s);
     }
     if (ret < 0 || !(s->header.features & QED_F_NEED_CHECK) || s->unchecked) {
         return ret;
@@ -437,7 +418,7 @@ int qed_mark_clean_locked(QedState *s)
 
 int qed_reclaim_and_mark_clean_locked(QedState *s)
 {
-    if (s->freed_clusters > 0 && !s->unchecked) {
+    if (s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
         /* Best effort: a failed compaction leaves leaks, which are harmless. */
         if (qed_reclaim_locked(s) == 0) {
             s->freed_clusters = 0;
@@ -515,11 +496,8 @@ static int qed_drv_flush(QedImage *img)
     if (s->read_only) {
         return 0;
     }
-    int ret = extend_file(s);
-    if (ret == 0) {
-        ret = blk_flush(s->file);
-    }
-    return ret;
+    /* The file is long enough already: allocation grows it ahead. */
+    return blk_flush(s->file);
 }
 
 static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
@@ -589,9 +567,15 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
     return 0;
 }
 
+/* A failed handle (a flush failed: blk.c) refuses every write, also one
+ * that would need no I/O, until the image is opened again. */
 static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t pos)
 {
-    return write_range(qed_state(img), buf, len, pos);
+    QedState *s = qed_state(img);
+    if (blk_failed(s->file)) {
+        return -EIO;
+    }
+    return write_range(s, buf, len, pos);
 }
 
 /* Whole clusters become zero clusters under a backing file, and unallocated
@@ -602,6 +586,9 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
 {
     QedState *s = qed_state(img);
     uint64_t want = s->img->backing ? QED_L2_ENTRY_ZERO : 0;
+    if (blk_failed(s->file)) {
+        return -EIO;
+    }
     while (len > 0) {
         QedExtent ext;
         int ret = qed_find_cluster(s, pos, len, &ext);
@@ -652,6 +639,9 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
         g_set_error(errp, QED_ERROR, EINVAL, "Invalid image size specified");
         return -EINVAL;
     }
+    if (blk_failed(s->file)) {
+        return image_error(img, errp, -EIO, "an earlier flush failed");
+    }
     pthread_mutex_lock(&s->alloc_lock);
     int ret = 0;
     if (size < s->header.image_size) {
@@ -659,36 +649,9 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
         ret = -ENOTSUP;
         goto out;
     }
+    /* The L1 entries the new size reaches are in memory already (the whole
+     * table is), and so are their tables in the metadata map. */
     uint32_t nelems = qed_l1_nelems_for(s, size);
-    if (nelems > s->l1_nelems) {
-        uint64_t *l1 = g_try_renew(uint64_t, s->l1, nelems);
-        if (!l1) {
-            ret = image_error(img, errp, -ENOMEM, "Failed to grow the L1 table");
-            goto out;
-        }
-        pthread_mutex_lock(&s->lock);
-        s->l1 = l1;
-        uint32_t old = s->l1_nelems;
-        memset(l1 + old, 0, (nelems - old) * sizeof(uint64_t));
-        s->l1_nelems = nelems;
-        pthread_mutex_unlock(&s->lock);
-        /* Entries past the old size must be zero; read them to be sure. */
-        uint64_t *tmp = g_new(uint64_t, nelems - old);
-        uint64_t off = s->header.l1_table_offset + (uint64_t)old * sizeof(uint64_t);
-        ret = blk_pread(s->file, tmp, (nelems - old) * sizeof(uint64_t), off);
-        if (ret == 0) {
-            pthread_mutex_lock(&s->lock);
-            for (uint32_t i = old; i < nelems; i++) {
-                s->l1[i] = GUINT64_FROM_LE(tmp[i - old]);
-            }
-            pthread_mutex_unlock(&s->lock);
-        }
-        g_free(tmp);
-        if (ret < 0) {
-            ret = image_error(img, errp, ret, "Failed to read the L1 table");
-            goto out;
-        }
-    }
     QedHeader h = s->header;
     h.image_size = size;
     ret = qed_write_header(s, &h);
@@ -698,6 +661,7 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     }
     pthread_mutex_lock(&s->lock);
     s->header.image_size = size;
+    s->l1_nelems = MAX(s->l1_nelems, nelems);
     pthread_mutex_unlock(&s->lock);
 out:
     pthread_mutex_unlock(&s->alloc_lock);

@@ -7,7 +7,8 @@ Every image starts as one that qemu-img and qemu-io made (they must be on
 PATH), with each data cluster then filled with its own content (every
 sector says "QEDCORPUS" and its file offset), and is then damaged in one
 way: header fields out of range, tables overlapping the header, each other
-or the end of the file, cycles between L1 and L2, duplicate references,
+or the end of the file, cycles between L1 and L2, data references into the
+L1 table or an L2 table (metadata aliasing), duplicate references,
 leaks, huge image sizes in tiny files, odd backing file names. OUTDIR/MANIFEST
 lists them, one per line: name, tags (comma separated, '-' for none) and
 what was done, separated by tabs. Tags:
@@ -260,6 +261,24 @@ def table_cases(out, b, tag=''):
     case('l2-to-own-l2', b.copy().set_l2(0, 16, t0), 'L2 entry pointing at its own table')
     case('l2-to-later-l2', b.copy().set_l2(0, 16, t2),
          'L2 entry pointing at an L2 table walked later')
+    case('l2-to-l1-last', b.copy().set_l2(0, 16, l1 + (ts - 1) * cs),
+         'L2 entry pointing at the last cluster of the L1 table')
+    case('l2-to-later-l2-last', b.copy().set_l2(0, 16, t2 + (ts - 1) * cs),
+         'L2 entry pointing at the last cluster of an L2 table walked later')
+    # Tables of L1 entries past image_size are metadata too.
+    beyond = b.n - 2
+    img = b.copy()
+    extra = img.append(ts)
+    case('l2-to-table-past-size', img.set_l1(beyond, extra).set_l2(0, 40, extra + cs),
+         'L2 entry pointing into the table of an L1 entry past image_size')
+    # A run of two clusters, contiguous in the file: a (leaked) data cluster,
+    # then an L2 table: a request over the run must stop where it meets it.
+    img = b.copy()
+    data = img.append(1, b'R')
+    extra = img.append(ts)
+    img.set_l1(beyond, extra).set_l2(0, 40, data).set_l2(0, 41, extra)
+    case('l2-run-into-l2', img,
+         'two L2 entries, contiguous in the file: a data cluster, then an L2 table')
     case('l2-dup-same', b.copy().set_l2(0, 40, d0), 'two entries of one table, one cluster')
     case('l2-dup-cross', b.copy().set_l2(1, 5, d0), 'entries of two tables, one cluster')
     case('l2-zero-cluster', b.copy().set_l2(0, 30, 1), 'a zero cluster entry (valid)')

@@ -155,16 +155,42 @@ def check(img, qemu):
     return r
 
 
+class Tables:
+    """libqed's aliasing rule (docs/format.md): the tables a request may use
+    and a repair keeps. The L1 table first, then each L1 entry in index order
+    (all of the table, past image_size too) whose table is valid in a file
+    whose clusters end at `end` and overlaps no table taken before it. A data
+    cluster that overlaps one of them aliases metadata."""
+
+    def __init__(self, img, end):
+        self.cs, self.tb = img.cs, img.ts * img.cs
+        hb = img.hs * img.cs
+        self.owner = {img.l1: None}
+        for i, e in enumerate(img.u64s(img.l1, img.cs * img.ts // 8)):
+            if not e or e % img.cs or e < hb or e > end or end - e < self.tb:
+                continue
+            if not any(t < e + self.tb and e < t + self.tb for t in self.owner):
+                self.owner[e] = i
+
+    def owns(self, offset, i):
+        return offset in self.owner and self.owner[offset] == i
+
+    def aliases(self, d):
+        return any(t < d + self.cs and d < t + self.tb for t in self.owner)
+
+
 def reads(img, limit):
     """Clusters a read reaches and what libqed must return for each: the
     bytes of the referenced cluster (sha256) when the reference is valid,
-    else an error. Only for images that libqed opens."""
+    else an error (also for a reference into metadata). Only for images that
+    libqed opens."""
     if open_error(img, False):
         return []
     cs, ts = img.cs, img.ts
     n = cs * ts // 8
     hb = img.hs * cs
     file_end = max(-(-img.length // cs) * cs, hb)
+    tables = Tables(img, file_end)
     coverage = n * cs
     out = []
     l1_nelems = max(1, -(-img.size // coverage))
@@ -172,7 +198,7 @@ def reads(img, limit):
         if e == 0:
             continue
         base = i * coverage
-        if e % cs or e < hb or e > file_end or file_end - e < ts * cs:
+        if not tables.owns(e, i):
             out.append({'offset': base, 'expect': 'error'})
             continue
         for j, d in enumerate(img.u64s(e, n)):
@@ -181,7 +207,7 @@ def reads(img, limit):
                 continue
             if d == 1:
                 want = hashlib.sha256(bytes(cs)).hexdigest()
-            elif d % cs or d < hb or d >= file_end:
+            elif d % cs or d < hb or d >= file_end or tables.aliases(d):
                 want = 'error'
             else:
                 want = hashlib.sha256(img.read(d, cs)).hexdigest()
@@ -193,9 +219,10 @@ def reads(img, limit):
 
 def kept(img):
     """What each allocated virtual cluster must read after a repair that
-    clears every bad reference (the first reference to a cluster, in walk
-    order, is kept): {offset: sha256 of its bytes, or of zeros when the
-    repair clears it}. Only for images that libqed opens."""
+    clears every bad reference (the first reference to a data cluster, in
+    walk order, is kept; the tables are those of the aliasing rule, and a
+    data reference into one is cleared): {offset: sha256 of its bytes, or of
+    zeros when the repair clears it}. Only for images that libqed opens."""
     if open_error(img, False):
         return {}
     cs, ts = img.cs, img.ts
@@ -208,27 +235,29 @@ def kept(img):
     def valid(off, nbytes):
         return off % cs == 0 and off >= hb and off < end and off + nbytes <= end
 
-    used = set(range(img.l1 // cs, img.l1 // cs + ts))
+    tables = Tables(img, end)
+    used = set()
     out = {}
     l1_nelems = max(1, -(-img.size // coverage))
     for i, e in enumerate(img.u64s(img.l1, n)):
         if e == 0:
             continue
-        first = e // cs
-        table_ok = valid(e, ts * cs) and not used & set(range(first, first + ts))
-        if table_ok:
-            used.update(range(first, first + ts))
-        elif i >= l1_nelems or not valid(e, ts * cs):
+        table_ok = tables.owns(e, i)
+        if not table_ok and (i >= l1_nelems or not valid(e, ts * cs)):
             continue
+
+        def keeps(d):
+            return table_ok and valid(d, cs) and not tables.aliases(d) and d // cs not in used
+
         for j, d in enumerate(img.u64s(e, n)):
             v = i * coverage + j * cs
             if d == 0 or v >= img.size or i >= l1_nelems:
-                if table_ok and d > 1 and valid(d, cs) and d // cs not in used:
+                if d > 1 and keeps(d):
                     used.add(d // cs)
                 continue
             if d == 1:
                 out[v] = zero
-            elif table_ok and valid(d, cs) and d // cs not in used:
+            elif keeps(d):
                 used.add(d // cs)
                 out[v] = hashlib.sha256(img.read(d, cs)).hexdigest()
             else:

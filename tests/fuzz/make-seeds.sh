@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes the fuzz target's seed corpus into DIR: small valid QED images made
 # with qemu-img (or qed-img, $QED_IMG) and written with qemu-io, a few
-# patched ones (NEED_CHECK set, a bad table entry), and the inputs that once
+# patched ones (NEED_CHECK set, a bad table entry, references into the
+# tables), and the inputs that once
 # crashed the library, kept here as hex. Each seed is an 8-byte prefix (see
 # tests/fuzz/fuzz-image.c: mode byte, then the seed of the requests) and
 # the image file.
@@ -75,6 +76,17 @@ if $have_qemu_io; then
     [ "$l2" -gt 0 ] && patch_bytes "$work/bad-entry-4k.qed" "$l2" 0000000100000000
 fi
 seed bad-entry-4k "$work/bad-entry-4k.qed"
+
+# References into metadata: an L2 entry naming the L1 table (at 4 KiB), and
+# an L1 entry whose table overlaps the L1 table's second cluster. Requests
+# through them must fail and never write over the tables.
+if $have_qemu_io; then
+    cp "$work/data-4k.qed" "$work/alias-4k.qed"
+    l2=$(od -An -tu8 -j 4096 -N 8 "$work/alias-4k.qed" | tr -d ' ')
+    patch_bytes "$work/alias-4k.qed" $((l2 + 8)) 0010000000000000
+    patch_bytes "$work/alias-4k.qed" $((4096 + 8)) 0020000000000000
+    seed alias-4k "$work/alias-4k.qed"
+fi
 
 # The backing file need only exist while the image is made: the target
 # never opens it.

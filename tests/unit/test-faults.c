@@ -5,10 +5,16 @@
  * persistent, a failed write that did or did not reach the disk). Each
  * request that met a fault must fail with that error and a message naming
  * the file, every other request must succeed, and what the handle reads is
- * what was written last. Afterwards the bytes on the device must open, check
- * clean, keep what a completed flush acknowledged and hold old or new data in
- * every other sector. The workload runs on a new image, and again on one
- * left dirty (NEED_CHECK, a leaked cluster) that the open repairs.
+ * what was written last. Once a flush has failed (a request's own or one
+ * inside it), the handle is failed: every later write, zero write, discard,
+ * resize, flush and the close fail with EIO, and reads go on working.
+ * Afterwards the bytes on the device must open, check clean, keep what a
+ * completed flush acknowledged and hold old or new data in every other
+ * sector. The workload runs on a new image, and again on one left dirty
+ * (NEED_CHECK, a leaked cluster) that the open repairs. Two more tests take
+ * the failed handle alone: a flush after a failed one, and a failed flush
+ * inside an allocating write. Under a sanitizer each n gets one style of
+ * fault, in turn, instead of all six (QED_FAULT_SAMPLE=0 runs them all).
  */
 #include "testutil.h"
 
@@ -24,6 +30,7 @@
 #define WINDOW 512u  /* sectors the workload touches at the start of each L2 table's range */
 #define NWINDOWS 3u  /* the third lies past the initial size: only a resize reaches it */
 #define NAME "fault.qed"
+#define CONTAINER_BYTES (4u << 20) /* the size of a fixed-length container */
 
 /* What a sector can hold: 0 zeros, 1 the backing file's pattern, 2.. the
  * byte every write step fills it with. */
@@ -206,6 +213,18 @@ static void setup_init(Setup *su, const Workload *w)
     TU_OK(qed_format_create(mem, &co, &tu_err));
     su->fresh.bytes = blk_mem_contents(mem);
     blk_close(mem);
+    if (w->fixed_length) {
+        /* A container with room for the workload, holding old bytes past
+         * the image: allocation must overwrite them, never show them. */
+        GByteArray *a = g_byte_array_new();
+        g_byte_array_append(a, g_bytes_get_data(su->fresh.bytes, NULL),
+                            (guint)g_bytes_get_size(su->fresh.bytes));
+        guint old = a->len;
+        g_byte_array_set_size(a, CONTAINER_BYTES);
+        memset(a->data + old, 0xa5, CONTAINER_BYTES - old);
+        g_bytes_unref(su->fresh.bytes);
+        su->fresh.bytes = g_byte_array_free_to_bytes(a);
+    }
     su->fresh.value_base = V_FIRST_WRITE;
     su->fresh.model = g_new(Model, 1);
     model_init(su->fresh.model, su);
@@ -252,6 +271,7 @@ typedef struct Run {
     QedImage *img;
     uint64_t size;          /* what the handle says the size is */
     Model *m;
+    bool failed;            /* a flush has failed: the handle is failed */
     uint64_t calls[BLK_FAULT_KIND_COUNT]; /* requests that reached the device */
 } Run;
 
@@ -261,6 +281,9 @@ static bool expect_result(Run *r, const char *what, uint64_t injected_before, in
                           GError *err)
 {
     bool met = blk_fault_injected(r->dev) != injected_before;
+    if (met && r->fault.kind == BLK_FAULT_FLUSH) {
+        r->failed = true;
+    }
     if (!met) {
         if (ret != 0) {
             g_error("%s: %s failed without a fault: %d %s", r->ctx, what, ret,
@@ -302,6 +325,60 @@ static void check_sectors(const Run *r, const char *when, const uint8_t *buf, ui
     }
 }
 
+/* A request on a failed handle: it must fail with EIO, naming the file, and
+ * without reaching the device. */
+static void expect_failed_handle(Run *r, const char *what, uint64_t calls_before, int ret,
+                                 GError *err)
+{
+    if (ret != -EIO || !err || err->code != EIO || !strstr(err->message, NAME)) {
+        g_error("%s: %s on a failed handle returned %d (%s)", r->ctx, what, ret,
+                err ? err->message : "no message");
+    }
+    g_error_free(err);
+    uint64_t calls = blk_fault_calls(r->dev, BLK_FAULT_WRITE) +
+                     blk_fault_calls(r->dev, BLK_FAULT_FLUSH);
+    if (calls != calls_before) {
+        g_error("%s: %s on a failed handle reached the device", r->ctx, what);
+    }
+}
+
+/* Runs a step on a failed handle: everything but a read fails. */
+static void run_step_failed(Run *r, const Step *st, const char *what, uint8_t *buf)
+{
+    uint64_t off = window_offset(r->su, st->window) + (uint64_t)st->first * SECTOR;
+    uint64_t len = (uint64_t)st->count * SECTOR;
+    uint64_t calls = blk_fault_calls(r->dev, BLK_FAULT_WRITE) +
+                     blk_fault_calls(r->dev, BLK_FAULT_FLUSH);
+    GError *err = NULL;
+    int ret = 0;
+    switch (st->op) {
+    case OP_WRITE:
+    case OP_WRITE_FUA:
+        memset(buf, 0xee, len);
+        ret = qed_pwrite(r->img, buf, len, off, st->op == OP_WRITE_FUA ? QED_WRITE_FUA : 0,
+                         &err);
+        break;
+    case OP_ZERO:
+        ret = qed_pwrite_zeroes(r->img, len, off, 0, &err);
+        break;
+    case OP_DISCARD:
+        ret = qed_discard(r->img, len, off, &err);
+        break;
+    case OP_FLUSH:
+        ret = qed_flush(r->img, &err);
+        break;
+    case OP_RESIZE:
+        ret = qed_resize(r->img, r->su->grown, &err);
+        g_assert_cmpuint(qed_get_size(r->img), ==, r->size);
+        break;
+    case OP_READ:
+        TU_OK(qed_pread(r->img, buf, len, off, &tu_err));
+        check_sectors(r, what, buf, st->window, st->first, st->count, true);
+        return;
+    }
+    expect_failed_handle(r, what, calls, ret, err);
+}
+
 static void run_step(Run *r, size_t i, uint8_t *buf)
 {
     const Step *st = &steps[i];
@@ -311,10 +388,14 @@ static void run_step(Run *r, size_t i, uint8_t *buf)
     if (st->op != OP_FLUSH && st->op != OP_RESIZE && !in_size(r, st->window)) {
         return; /* the resize failed: its window is not there */
     }
+    g_autofree char *what = g_strdup_printf("step %zu", i);
+    if (r->failed) {
+        run_step_failed(r, st, what, buf);
+        return;
+    }
     uint64_t before = blk_fault_injected(r->dev);
     GError *err = NULL;
     int ret = 0;
-    g_autofree char *what = g_strdup_printf("step %zu", i);
     switch (st->op) {
     case OP_WRITE:
     case OP_WRITE_FUA:
@@ -489,17 +570,27 @@ static void run_once(Run *r)
             r->capture->bytes = blk_mem_contents(r->mem);
             r->capture->model = g_memdup2(m, sizeof(Model));
         }
+        bool failed = r->failed;
         int ret = qed_close(r->img, &err);
         r->img = NULL;
         r->dev = NULL; /* closed with the image */
-        /* The close either met the fault (and failed) or succeeded. */
-        if (ret == 0) {
+        /* A failed handle's close fails with EIO. Any other close either met
+         * the fault (and failed) or succeeded. */
+        if (failed) {
+            if (ret != -EIO || !err || !strstr(err->message, NAME)) {
+                g_error("%s: close of a failed handle returned %d (%s)", r->ctx, ret,
+                        err ? err->message : "no message");
+            }
+            g_error_free(err);
+        } else if (ret == 0) {
             g_assert_null(err);
             model_flushed(m);
             handle_flushed = true;
         } else {
-            if (ret != -r->fault.error || !err || err->code != r->fault.error ||
-                !strstr(err->message, NAME)) {
+            /* A flush that failed inside the close (a compaction's) fails
+             * the handle: what the close does next fails with EIO. */
+            int want = r->fault.kind == BLK_FAULT_FLUSH && ret == -EIO ? EIO : r->fault.error;
+            if (ret != -want || !err || err->code != want || !strstr(err->message, NAME)) {
                 g_error("%s: close: bad error %d: %s", r->ctx, ret,
                         err ? err->message : "(none)");
             }
@@ -527,7 +618,7 @@ static uint64_t sweep(const Setup *su, const Start *start, const char *name)
     run_once(&clean);
     g_free(clean.ctx);
 
-    /* Error, persistent, lands (writes only). */
+    /* Error, persistent, lands (writes only: the last two). */
     static const BlkFault styles[] = {
         { .error = EIO },
         { .error = EIO, .persistent = true },
@@ -536,13 +627,17 @@ static uint64_t sweep(const Setup *su, const Start *start, const char *name)
         { .error = EIO, .lands = true },
         { .error = EIO, .persistent = true, .lands = true },
     };
+    /* Under a sanitizer every request still meets a fault, in one of the
+     * styles in turn (QED_FAULT_SAMPLE=0 or 1 decides). */
+    bool sample = tu_env_int("QED_FAULT_SAMPLE", tu_sanitized());
     uint64_t runs = 0;
     for (int k = 0; k < BLK_FAULT_KIND_COUNT; k++) {
+        size_t nstyles = k == BLK_FAULT_WRITE ? G_N_ELEMENTS(styles) : 4;
         /* One past the last request: nothing fails, all must be well. */
         uint64_t total = clean.calls[k] + 1;
         for (uint64_t n = 1; n <= total; n++) {
-            for (size_t v = 0; v < G_N_ELEMENTS(styles); v++) {
-                if (styles[v].lands && k != BLK_FAULT_WRITE) {
+            for (size_t v = 0; v < nstyles; v++) {
+                if (sample && v != n % nstyles) {
                     continue;
                 }
                 Run r = { .su = su, .start = start, .fault = styles[v] };
@@ -602,9 +697,222 @@ static void test_workload(gconstpointer data)
     setup_destroy(&su);
 }
 
+/* ------------------------------------------------ the failed handle, alone */
+
+/* An image of 4 MiB (64 KiB clusters) on a fault injector over memory, with
+ * no idle cleaner. *mem gets the device under the injector. */
+static QedImage *open_faulty(BlkDev **mem, GBytes *bytes, BlkDev **dev)
+{
+    *mem = blk_mem_new(NAME, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+    *dev = blk_fault_new(*mem);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(*dev, NAME, "qed", QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    img->opts.clean_after_ms = 3600 * 1000;
+    return img;
+}
+
+static GBytes *new_image_bytes(void)
+{
+    BlkDev *mem = blk_mem_new(NAME, NULL, 0);
+    QedCreateOptions co = { .size = 4u << 20, .cluster_size = 65536, .table_size = 2 };
+    TU_OK(qed_format_create(mem, &co, &tu_err));
+    GBytes *bytes = blk_mem_contents(mem);
+    blk_close(mem);
+    return bytes;
+}
+
+static void write_pattern(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
+{
+    uint8_t *buf = g_malloc(len);
+    memset(buf, value, len);
+    TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
+    g_free(buf);
+}
+
+static void assert_pattern(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
+{
+    uint8_t *buf = g_malloc(len);
+    TU_OK(qed_pread(img, buf, len, off, &tu_err));
+    for (uint64_t i = 0; i < len; i++) {
+        if (buf[i] != value) {
+            g_error("byte %" G_GUINT64_FORMAT " reads %u, not %u", off + i, buf[i], value);
+        }
+    }
+    g_free(buf);
+}
+
+/* A request on a failed handle fails with EIO, naming the file. Clears *errp. */
+static void assert_eio(int ret, GError **errp, const char *what)
+{
+    GError *err = *errp;
+    if (ret != -EIO || !err || err->code != EIO || !strstr(err->message, NAME)) {
+        g_error("%s on a failed handle: %d (%s)", what, ret, err ? err->message : "no message");
+    }
+    g_clear_error(errp);
+}
+
+/* Runs call, a request written with &err, and asserts that it fails with EIO. */
+#define ASSERT_EIO(call, what)                                                        \
+    do {                                                                              \
+        int eio_ret = (call);                                                         \
+        assert_eio(eio_ret, &err, what);                                              \
+    } while (0)
+
+static bool bytes_need_check(GBytes *bytes)
+{
+    return ((const uint8_t *)g_bytes_get_data(bytes, NULL))[16] & QED_F_NEED_CHECK;
+}
+
+/* Once a flush has failed, no later flush succeeds, although the fault was
+ * transient and the device would take the next one: the kernel may have
+ * dropped what it could not write. Writes of every kind fail without
+ * reaching the device, reads work, the close fails and leaves NEED_CHECK
+ * set, and a new open sees what reached the device and repairs it. */
+static void test_failed_flush_is_sticky(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    write_pattern(img, 1, 65536, 0);
+    TU_OK(qed_flush(img, &tu_err));
+    write_pattern(img, 2, 4096, 1u << 20); /* allocating, not flushed */
+
+    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = EIO });
+    GError *err = NULL;
+    g_assert_cmpint(qed_flush(img, &err), ==, -EIO);
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
+
+    uint64_t flushes = blk_fault_calls(dev, BLK_FAULT_FLUSH);
+    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
+    ASSERT_EIO(qed_flush(img, &err), "a second flush");
+    uint8_t buf[4096] = { 3 };
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), "a write in place");
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 2u << 20, 0, &err), "an allocating write");
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, QED_WRITE_FUA, &err), "a FUA write");
+    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 0, 0, &err), "a zero write");
+    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 3u << 20, 0, &err),
+               "a zero write over unallocated clusters");
+    ASSERT_EIO(qed_discard(img, 65536, 0, &err), "a discard");
+    ASSERT_EIO(qed_resize(img, 8u << 20, &err), "a resize");
+    g_assert_cmpuint(qed_get_size(img), ==, 4u << 20);
+    /* Nothing reached the device, and the flush there would have worked. */
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_FLUSH), ==, flushes);
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
+    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
+
+    assert_pattern(img, 1, 65536, 0);
+    assert_pattern(img, 2, 4096, 1u << 20);
+    assert_pattern(img, 0, 65536, 2u << 20);
+    ASSERT_EIO(qed_close(img, &err), "the close");
+
+    /* What reached the device: both writes, and NEED_CHECK still set. */
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_true(bytes_need_check(after));
+    img = open_faulty(&mem, after, &dev); /* repairs */
+    assert_pattern(img, 1, 65536, 0);
+    assert_pattern(img, 2, 4096, 1u << 20);
+    assert_pattern(img, 0, 65536, 2u << 20);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    write_pattern(img, 4, 4096, 2u << 20); /* a new handle writes again */
+    TU_OK(qed_close(img, &tu_err));
+    GBytes *closed = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_false(bytes_need_check(closed));
+    g_bytes_unref(closed);
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
+/* The flushes the driver makes for itself count too: a failed NEED_CHECK
+ * flush inside an allocating write fails the handle, and close leaves the
+ * mark on the device. */
+static void test_failed_internal_flush(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = ENOSPC });
+    uint8_t buf[4096] = { 5 };
+    GError *err = NULL;
+    g_assert_cmpint(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), ==, -ENOSPC);
+    g_clear_error(&err);
+    ASSERT_EIO(qed_flush(img, &err), "a flush after a failed NEED_CHECK flush");
+    assert_pattern(img, 0, 4096, 0);
+    ASSERT_EIO(qed_close(img, &err), "the close");
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_true(bytes_need_check(after));
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
+/* A container of fixed length (an nbdkit plugin's disk) cannot grow: writes
+ * succeed up to its last cluster, and the one that does not fit fails with
+ * ENOSPC before it writes anything; the handle is not failed, and the image
+ * stays consistent. The container has room for one L2 table and three data
+ * clusters past the image, and holds old bytes there. */
+static void test_fixed_length_full(void)
+{
+    GBytes *fresh = new_image_bytes();
+    gsize image = g_bytes_get_size(fresh), room = 2 * 65536 + 3 * 65536;
+    uint8_t *bytes = g_malloc(image + room);
+    memcpy(bytes, g_bytes_get_data(fresh, NULL), image);
+    memset(bytes + image, 0xa5, room);
+    BlkDev *mem = blk_mem_new(NAME, bytes, image + room);
+    mem->fixed_length = true;
+    g_free(bytes);
+    BlkDev *dev = blk_fault_new(mem);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(dev, NAME, "qed", QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    img->opts.clean_after_ms = 3600 * 1000;
+    for (uint8_t i = 0; i < 3; i++) {
+        write_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
+    uint8_t buf[512] = { 9 };
+    int ret = qed_pwrite(img, buf, sizeof(buf), 3 * 65536, 0, &err);
+    if (ret != -ENOSPC || !err || !strstr(err->message, NAME)) {
+        g_error("a write into a full container: %d (%s)", ret, err ? err->message : "");
+    }
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
+    for (uint8_t i = 0; i < 3; i++) {
+        assert_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    assert_pattern(img, 0, 65536, 3 * 65536);
+    write_pattern(img, 7, 4096, 65536); /* in place: there is room for that */
+    TU_OK(qed_flush(img, &tu_err));
+    TU_OK(qed_close(img, &tu_err));
+
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_cmpuint(g_bytes_get_size(after), ==, image + room);
+    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
+    mem->fixed_length = true;
+    img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    g_assert_cmpuint(res.image_end_offset, ==, image + room);
+    assert_pattern(img, 7, 4096, 65536);
+    TU_OK(qed_close(img, &tu_err));
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/faults/fixed-length-full", test_fixed_length_full);
+    g_test_add_func("/faults/failed-flush-is-sticky", test_failed_flush_is_sticky);
+    g_test_add_func("/faults/failed-internal-flush", test_failed_internal_flush);
     for (size_t i = 0; i < G_N_ELEMENTS(workloads); i++) {
         g_autofree char *name = g_strdup_printf("/faults/%s", workloads[i].name);
         g_test_add_data_func(name, &workloads[i], test_workload);

@@ -100,6 +100,30 @@ int tu_qemu_img_check(const char *path)
     return WEXITSTATUS(status);
 }
 
+/* GCC says so with a macro, clang through __has_feature. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+
+bool tu_sanitized(void)
+{
+#ifdef TU_SANITIZED
+    return true;
+#else
+    return false;
+#endif
+}
+
+int tu_env_int(const char *name, int def)
+{
+    const char *v = g_getenv(name);
+    return v && *v ? atoi(v) : def;
+}
+
 GBytes *tu_file_bytes(const char *path)
 {
     char *data;

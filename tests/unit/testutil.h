@@ -23,6 +23,11 @@ void tu_fill(void *buf, size_t len, uint8_t seed);
 /* Runs qemu-img check -U on path (which may be open); returns its exit
  * status, or -1 without qemu-img. */
 int tu_qemu_img_check(const char *path);
+/* Whether this build runs under AddressSanitizer or ThreadSanitizer (3-10
+ * times slower), where the exhaustive tests check a sample of their cases. */
+bool tu_sanitized(void);
+/* The integer in environment variable name, or def when it is not set. */
+int tu_env_int(const char *name, int def);
 
 /* Runs a library call written with `&tu_err` as its GError argument and
  * fails the test, with the message, when it returns an error. */
