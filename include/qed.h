@@ -135,8 +135,9 @@ typedef struct QedOpenOptions {
  *
  * Locks: a read-write open takes QEMU's read-write lock set, a read-only
  * open its read-only set, QED_OPEN_FORCE_SHARE only the "consistent read"
- * byte, and every backing file that byte only; a raw image takes the sets
- * of QEMU's raw driver, which share everything. A conflict fails the open
+ * byte; every backing file is a read-only open (force-shared under a
+ * force-shared image), so a QED backing file keeps writers out as in QEMU;
+ * a raw image takes the sets of QEMU's raw driver, which share everything. A conflict fails the open
  * with -EAGAIN and QEMU's words ('Failed to get "write" lock' / 'Is another
  * process using the image [FILE]?'). The locks belong to the open file
  * description: a second handle of the same process conflicts as another

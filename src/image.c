@@ -136,10 +136,11 @@ static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filen
 
 /* Takes QEMU's locks for img in the mode of flags (docs/format.md). A QED
  * image uses consistent read, and when writable write and resize; it shares
- * consistent read and write-unchanged, or with QED_OPEN_FORCE_SHARE (which
- * every backing file gets) everything. A raw image, as QEMU's raw driver
- * passes its user's needs through, uses consistent read (and write) and
- * shares everything. */
+ * consistent read and write-unchanged, or with QED_OPEN_FORCE_SHARE
+ * everything. A raw image, as QEMU's raw driver passes its user's needs
+ * through, uses consistent read (and write) and shares everything. Backing
+ * files are read-only opens like any other (a QED one keeps writers out, a
+ * raw one does not), force-shared only under a force-shared image. */
 static int lock_image(QedImage *img, unsigned flags, GError **errp)
 {
     bool writable = !(flags & QED_OPEN_READ_ONLY);
@@ -262,9 +263,10 @@ static int attach_backing(QedImage *img, const BackingLocation *loc, const char 
                           int depth, GPtrArray *chain, GError **errp)
 {
     QedOpenOptions opts = img->opts;
-    /* Force-share: QEMU's backing files use consistent read and share all. */
-    opts.flags = QED_OPEN_READ_ONLY | QED_OPEN_FORCE_SHARE |
-                 (img->opts.flags & (QED_OPEN_DIRECT | QED_OPEN_BACKING_CONFINED |
+    /* Read-only, and force-shared where the image above is (as QEMU). */
+    opts.flags = QED_OPEN_READ_ONLY |
+                 (img->opts.flags & (QED_OPEN_FORCE_SHARE | QED_OPEN_DIRECT |
+                                     QED_OPEN_BACKING_CONFINED |
                                      QED_OPEN_BACKING_BLOCK_DEVICES));
     GError *err = NULL;
     QedImage *backing = image_open(loc->path, format, &opts, depth, chain, img->confine,

@@ -3,8 +3,8 @@
 # read-only or -U) holds an image while another (qed-io or qemu-io, in each
 # mode) opens it. Ours must lock the same bytes as QEMU for each mode, refuse
 # and admit exactly where QEMU does, and say so in the same words; qed-img
-# create/info/check and qemu-img likewise; a backing file stays writable for
-# others; --locking=off lets a second opener through.
+# create/info/check and qemu-img likewise; a raw backing file stays writable
+# for others, a QED one does not; --locking=off lets a second opener through.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/img/img-common.sh"
 requires qemu-img qemu-io
@@ -189,6 +189,32 @@ for holder in qemu-io qed-io; do
     compare_runs . . info --backing-chain o.qed
     [ "$qemu_status" -eq 0 ] || fail "info --backing-chain: $(cat "$T/q.err")"
     stop_holder b.raw
+done
+report_mismatches
+
+# --- a QED backing file: locked as a read-only open, as QEMU does -------------
+qemu-img create -q -f qed bq.qed 4M
+"$QED_IMG" create -q -f qed -b bq.qed -F qed oq.qed
+for holder in qemu-io qed-io; do
+    for hmode in rw ro shared; do
+        start_holder "$holder" "$hmode" oq.qed
+        [ "$hmode" = shared ] && want=$bytes_qed_shared || want=$bytes_qed_ro
+        [ "$(locked_bytes bq.qed)" = "$want" ] ||
+            fail "$holder $hmode oq.qed locks '$(locked_bytes bq.qed)' of bq.qed, QEMU '$want'"
+        # A writer of the base is kept out unless the overlay is -U.
+        run_both "base of an overlay held $hmode by $holder" -c 'write -q 0 512' bq.qed
+        [ "$hmode" = shared ] && want=0 || want=1
+        [ "$status" -eq "$want" ] || fail "base under $holder $hmode: qemu-io exited $status"
+        stop_holder oq.qed
+    done
+done
+# qemu-img info --backing-chain opens each image alone, so a writer of the
+# QED base stops it.
+for holder in qemu-io qed-io; do
+    start_holder "$holder" rw bq.qed
+    compare_runs . . info --backing-chain oq.qed
+    [ "$qemu_status" -eq 1 ] || fail "info --backing-chain under a writer of the base"
+    stop_holder bq.qed
 done
 report_mismatches
 

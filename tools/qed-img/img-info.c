@@ -45,16 +45,15 @@ typedef struct InfoOpen {
 } InfoOpen;
 
 /* Opens one image the way qemu-img info does: read-only, without its
- * backing file (which may be missing or untrusted). A backing file of the
- * chain is locked as one (force-share), as qemu-img opens it under the
- * image above. */
-static ImageInfo *query_image(const char *filename, const char *fmt, const InfoOpen *how,
-                              bool backing)
+ * backing file (which may be missing or untrusted). Each image of the chain
+ * is opened alone, so a writer of a QED backing file stops --backing-chain
+ * as it stops qemu-img. */
+static ImageInfo *query_image(const char *filename, const char *fmt, const InfoOpen *how)
 {
     QedOpenOptions oopts = {
         .format = fmt,
         .flags = QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING |
-                 (how->force_share || backing ? QED_OPEN_FORCE_SHARE : 0),
+                 (how->force_share ? QED_OPEN_FORCE_SHARE : 0),
         .locking = how->locking,
     };
     GError *err = NULL;
@@ -131,7 +130,7 @@ static GPtrArray *collect_infos(const char *filename, const char *fmt, bool chai
         if (seen_before(seen, next)) {
             return NULL;
         }
-        ImageInfo *info = query_image(next, next_fmt, how, infos->len > 0);
+        ImageInfo *info = query_image(next, next_fmt, how);
         if (!info) {
             return NULL;
         }
