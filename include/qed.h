@@ -58,13 +58,17 @@ typedef struct QedCreateOptions {
     const char *backing_file;   /* stored as given; NULL for none */
     const char *backing_format; /* "raw" sets BACKING_FORMAT_NO_PROBE; "qed" or NULL probe */
     QedLocking locking;         /* locking of the new file while it is written */
+    const char *format;         /* "qed" (also NULL) or "raw" */
+    const char *preallocation;  /* raw only: "off" (also NULL) leaves the file sparse,
+                                 * "falloc" reserves its space, "full" writes zeros */
 } QedCreateOptions;
 
-/* Writes a new, empty QED image, replacing any file at filename. The bytes
- * written are those of `qemu-img create -f qed` for the same options. The
- * backing file is not opened. As qemu-img, it first takes the write and
- * resize locks on an existing file: when another process holds the image
- * (a lock conflict, -EAGAIN) the file is left byte for byte unchanged. */
+/* Writes a new, empty image, replacing any file at filename. The bytes
+ * written are those of `qemu-img create -f qed` (or `-f raw`, which takes
+ * only size and preallocation) for the same options. The backing file is
+ * not opened. As qemu-img, it first takes the write and resize locks on an
+ * existing file: when another process holds the image (a lock conflict,
+ * -EAGAIN) the file is left byte for byte unchanged. */
 int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp);
 
 /* Open flags */

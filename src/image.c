@@ -335,6 +335,11 @@ int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset)
 int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp)
 {
     g_return_val_if_fail(filename && opts, -EINVAL);
+    const char *format = opts->format ? opts->format : "qed";
+    if (strcmp(format, "qed") != 0 && strcmp(format, "raw") != 0) {
+        g_set_error(errp, QED_ERROR, EINVAL, "%s: Unknown driver '%s'", filename, format);
+        return -EINVAL;
+    }
     GError *err = NULL;
     BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, &err);
     if (!file) {
@@ -347,7 +352,8 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     int ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
                        opts->locking, &err);
     if (ret == 0) {
-        ret = qed_format_create(file, opts, &err);
+        ret = strcmp(format, "raw") == 0 ? raw_format_create(file, opts, &err)
+                                         : qed_format_create(file, opts, &err);
     }
     blk_close(file);
     if (ret < 0) {

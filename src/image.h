@@ -134,6 +134,8 @@ int image_error(QedImage *img, GError **errp, int ret, const char *what);
 
 /* Writes a new QED image into file (qed.c). */
 int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
+/* Makes file a raw image of opts->size bytes, preallocated as opts says (raw.c). */
+int raw_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
 
 /* The upper bound on backing chain length. */
 #define IMAGE_MAX_BACKING_DEPTH 32

@@ -168,6 +168,61 @@ static int raw_reopen(QedImage *img, bool writable, GError **errp)
     return 0;
 }
 
+/* Reserves [0, size) as preallocation asks ("off": a sparse file). */
+static int preallocate(BlkDev *file, uint64_t size, const char *mode)
+{
+    if (strcmp(mode, "falloc") == 0) {
+        return blk_allocate(file, 0, size);
+    }
+    if (strcmp(mode, "full") == 0) {
+        size_t chunk = (size_t)MIN(size, 1024 * 1024);
+        void *zeros = g_try_malloc0(MAX(chunk, 1));
+        if (!zeros) {
+            return -ENOMEM;
+        }
+        int ret = 0;
+        for (uint64_t done = 0; done < size && ret == 0; done += chunk) {
+            ret = blk_pwrite(file, zeros, (size_t)MIN(chunk, size - done), done, BLK_TAG_CREATE);
+        }
+        g_free(zeros);
+        return ret;
+    }
+    return blk_truncate(file, size);
+}
+
+int raw_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
+{
+    const char *mode = opts->preallocation ? opts->preallocation : "off";
+    if (strcmp(mode, "off") != 0 && strcmp(mode, "falloc") != 0 && strcmp(mode, "full") != 0) {
+        g_set_error(errp, QED_ERROR, EINVAL, "Unsupported preallocation mode '%s'", mode);
+        return -EINVAL;
+    }
+    if (opts->size > (uint64_t)INT64_MAX - 511) {
+        g_set_error_literal(errp, QED_ERROR, EFBIG, "Image size is too large");
+        return -EFBIG;
+    }
+    uint64_t size = (opts->size + 511) / 512 * 512;
+    /* As qemu-img: empty the file, reserve the space, and write the first
+     * block, so that the file and its allocation come out the same. */
+    int ret = blk_truncate(file, 0);
+    if (ret == 0) {
+        ret = preallocate(file, size, mode);
+    }
+    if (ret == 0 && size > 0) {
+        static const uint8_t first_block[4096];
+        size_t n = size < sizeof(first_block) ? 512 : sizeof(first_block);
+        ret = blk_pwrite(file, first_block, n, 0, BLK_TAG_CREATE);
+    }
+    if (ret == 0) {
+        ret = blk_flush(file);
+    }
+    if (ret < 0) {
+        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
+                    g_strerror(-ret));
+    }
+    return ret;
+}
+
 const ImageDriver raw_driver = {
     .format_name = "raw",
     .open = raw_open,

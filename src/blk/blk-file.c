@@ -223,6 +223,11 @@ static int file_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
     return ret;
 }
 
+static int file_allocate(BlkDev *dev, uint64_t offset, uint64_t len)
+{
+    return -posix_fallocate(to_file(dev)->fd, (off_t)offset, (off_t)len);
+}
+
 static int64_t file_allocated_bytes(BlkDev *dev)
 {
     struct stat st;
@@ -312,6 +317,7 @@ static const BlkOps blk_file_ops = {
     .get_length = file_get_length,
     .truncate = file_truncate,
     .punch_zeroes = file_punch_zeroes,
+    .allocate = file_allocate,
     .allocated_bytes = file_allocated_bytes,
     .data_status = file_data_status,
     .reopen = file_reopen,

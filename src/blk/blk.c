@@ -104,6 +104,27 @@ int blk_truncate(BlkDev *dev, uint64_t length)
     return dev->ops->truncate(dev, length);
 }
 
+int blk_allocate(BlkDev *dev, uint64_t offset, uint64_t len)
+{
+    if (dev->read_only) {
+        return -EROFS;
+    }
+    if (blk_failed(dev)) {
+        return -EIO;
+    }
+    if (!dev->ops->allocate) {
+        return -ENOTSUP;
+    }
+    if (offset > INT64_MAX || len > INT64_MAX - offset) {
+        return -EFBIG;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    count(&dev->stats.truncates, 1);
+    return dev->ops->allocate(dev, offset, len);
+}
+
 int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     if (dev->read_only) {

@@ -62,6 +62,9 @@ typedef struct BlkOps {
                        uint64_t *run);
     /* Reopens the device read-only or read-write (optional). */
     int (*reopen)(BlkDev *dev, bool read_only);
+    /* Reserves storage for [offset, offset+len), growing the device when
+     * that lies past its end (optional). */
+    int (*allocate)(BlkDev *dev, uint64_t offset, uint64_t len);
     /* Takes QEMU's locks for using perm and sharing shared (optional: a
      * device without it takes none); see blk_lock(). */
     int (*lock)(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode, GError **errp);
@@ -126,6 +129,8 @@ int blk_flush(BlkDev *dev);
 int64_t blk_get_length(BlkDev *dev);
 int blk_truncate(BlkDev *dev, uint64_t length);
 int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len);
+/* -ENOTSUP where the device cannot reserve storage. */
+int blk_allocate(BlkDev *dev, uint64_t offset, uint64_t len);
 int64_t blk_allocated_bytes(BlkDev *dev);
 int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
                     uint64_t *run);

@@ -158,11 +158,14 @@ for holder in qemu-io qed-io; do
     for hmode in rw ro; do
         start_holder "$holder" "$hmode" a.qed
         cp a.qed before.qed
-        compare_runs . . create -f qed a.qed 1M
-        [ "$qemu_status" -eq 1 ] || fail "qemu-img create over $holder $hmode: $qemu_status"
-        grep -qx 'qemu-img: a.qed: Failed to get "write" lock' "$T/q.err" ||
-            fail "create over $holder $hmode: $(cat "$T/q.err")"
-        assert_same_bytes before.qed a.qed
+        for fmt in qed raw; do
+            compare_runs . . create -f $fmt -o preallocation=full a.qed 1M
+            [ "$qemu_status" -eq 1 ] ||
+                fail "qemu-img create -f $fmt over $holder $hmode: $qemu_status"
+            grep -qx 'qemu-img: a.qed: Failed to get "write" lock' "$T/q.err" ||
+                fail "create -f $fmt over $holder $hmode: $(cat "$T/q.err")"
+            assert_same_bytes before.qed a.qed
+        done
         stop_holder a.qed
     done
 done

@@ -6,11 +6,9 @@
 #include "qed-img.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <qed.h>
 
@@ -113,69 +111,21 @@ static int create_qed(const char *filename, const ImgOpts *opts, QedLocking lock
     return qed_create(filename, &qopts, errp);
 }
 
-/* Reserves [0, size) of fd as preallocation asks. */
-static int preallocate_raw(int fd, uint64_t size, const char *mode)
-{
-    if (strcmp(mode, "falloc") == 0) {
-        return -posix_fallocate(fd, 0, (off_t)size);
-    }
-    if (strcmp(mode, "full") == 0) {
-        static const char zeros[64 * 1024];
-        for (uint64_t done = 0; done < size;) {
-            size_t n = (size_t)MIN(sizeof(zeros), size - done);
-            ssize_t w = pwrite(fd, zeros, n, (off_t)done);
-            if (w < 0) {
-                return -errno;
-            }
-            done += (uint64_t)w;
-        }
-        return 0;
-    }
-    return ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
-}
-
-/* The library has no raw create; a raw image is the file itself. Like
- * qemu-img: round the size up to 512 bytes, empty the file, reserve the
- * space, and write the first block so that its allocation is the same.
- * (Unlike qemu-img, without taking the file's locks first.) */
+/* A raw image is the file itself: qed_create() sizes and preallocates it
+ * as qemu-img does, under the same locks. */
 static int create_raw(const char *filename, const ImgOpts *opts, QedLocking locking,
                       GError **errp)
 {
     if (!check_file_options(opts, errp)) {
         return -EINVAL;
     }
-    uint64_t size = img_opts_get_size(opts, "size", 0);
-    if (size > (uint64_t)INT64_MAX - 511) {
-        g_set_error(errp, QED_ERROR, EFBIG, "%s: Image size is too large", filename);
-        return -EFBIG;
-    }
-    size = (size + 511) / 512 * 512;
-    const char *prealloc = img_opts_get(opts, "preallocation");
-
-    int fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int err = errno;
-        g_set_error(errp, QED_ERROR, err, "%s: Could not create '%s': %s", filename, filename,
-                    g_strerror(err));
-        return -err;
-    }
-    int ret = ftruncate(fd, 0) < 0 ? -errno : 0;
-    if (ret == 0) {
-        ret = preallocate_raw(fd, size, prealloc ? prealloc : "off");
-    }
-    if (ret == 0 && size > 0) {
-        static const char first_block[4096];
-        size_t n = size < sizeof(first_block) ? 512 : sizeof(first_block);
-        ret = pwrite(fd, first_block, n, 0) < 0 ? -errno : 0;
-    }
-    if (close(fd) < 0 && ret == 0) {
-        ret = -errno;
-    }
-    if (ret < 0) {
-        g_set_error(errp, QED_ERROR, -ret, "%s: Could not write '%s': %s", filename, filename,
-                    g_strerror(-ret));
-    }
-    return ret;
+    QedCreateOptions qopts = {
+        .size = img_opts_get_size(opts, "size", 0),
+        .locking = locking,
+        .format = "raw",
+        .preallocation = img_opts_get(opts, "preallocation"),
+    };
+    return qed_create(filename, &qopts, errp);
 }
 
 static const CreateFormat formats[] = {
