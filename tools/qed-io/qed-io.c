@@ -55,10 +55,12 @@ static const char *open_error_reason(const char *filename, const GError *err)
     return reason;
 }
 
-/* Opens filename as the current image; format NULL probes. */
+/* Opens filename as the current image; format NULL probes. Backing files
+ * may be any local file or block device, as in qemu-io. */
 static int open_image(IoState *s, const char *filename, const char *format, unsigned flags,
                       QedLocking locking)
 {
+    flags |= QED_OPEN_BACKING_BLOCK_DEVICES;
     QedOpenOptions opts = { .format = format, .flags = flags, .locking = locking };
     GError *err = NULL;
 
