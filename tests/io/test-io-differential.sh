@@ -1,12 +1,12 @@
 #!/bin/sh
 # Differential test of libqed's request paths: seeded random workloads from
 # gen-workload.py run through qed-io on a QED image and through qemu-io on a
-# raw reference file (never QEMU's qed driver, see QED-FORMAT.md). Both must
+# raw reference file (never QEMU's qed driver, see docs/format.md). Both must
 # print the same (masked) output, whose pattern checks must all pass, and the
 # QED image must then compare equal to the reference and pass qemu-img check.
 #
 # The images stay far below cluster_size - 1 clusters in the file, past which
-# qemu-img check on QED reports false leaks (QED-FORMAT.md).
+# qemu-img check on QED reports false leaks (docs/format.md).
 #
 # QED_TEST_SEEDS=N runs seeds 0..N-1 (default 24, four of each layout);
 # QED_TEST_SEED=S runs seed S only; QED_TEST_OPS sets the workload length.
