@@ -158,6 +158,7 @@ static unsigned backing_flags(void)
 static int qed_plugin_get_ready(void)
 {
     QedOpenOptions opts = {
+        .format = "qed", /* never a probed raw disk: this plugin serves QED images */
         .flags = QED_OPEN_READ_ONLY | cache_flags | backing_flags(),
         .locking = locking,
         .backing_dir = backing_dir,

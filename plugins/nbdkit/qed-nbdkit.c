@@ -64,10 +64,11 @@ int qed_export_connect(QedExport *exp, int readonly)
     if (!exp->writable && !exp->stay_read_only) {
         ret = qed_reopen(exp->img, exp->open_flags & ~QED_OPEN_READ_ONLY, &err);
         exp->writable = ret == 0;
-        if (ret == -EROFS) {
-            /* The storage itself is read-only (a read-only file system, a
-             * plugin below that cannot write): serve read-only, as nbdkit
-             * serves a plugin whose can_write is false, and stop trying. */
+        if (ret == -EROFS || ret == -EACCES || ret == -EPERM) {
+            /* The storage cannot be written (a read-only file system, a
+             * file the server's user may not write, a plugin below that
+             * cannot write): serve read-only, as nbdkit's file plugin
+             * serves such a file, and stop trying. */
             nbdkit_debug("serving read-only: %s", err->message);
             g_clear_error(&err);
             exp->stay_read_only = true;

@@ -40,11 +40,12 @@ void qed_export_set_image(QedExport *exp, QedImage *img, unsigned flags);
 
 /* For .open: a connection that may write (readonly false) makes the image
  * writable unless it is already or exp stays read-only. When the storage
- * turns out to be read-only (EROFS), exp stays read-only and the client is
- * served read-only. When the switch fails otherwise (the file is not
- * writable, another process holds the image, the repair of an image marked
- * NEED_CHECK failed), reports why with nbdkit_error and returns -1: that
- * connection is refused and the next one tries again. */
+ * turns out not to be writable (EROFS, EACCES, EPERM: a read-only file
+ * system, a file the server's user may not write), exp stays read-only and
+ * the client is served read-only, as nbdkit's file plugin does. When the
+ * switch fails otherwise (another process holds the image, the repair of an
+ * image marked NEED_CHECK failed), reports why with nbdkit_error and returns
+ * -1: that connection is refused and the next one tries again. */
 int qed_export_connect(QedExport *exp, int readonly);
 
 /* For .can_write, .can_trim and .can_zero: 1 when the image is writable. */

@@ -16,6 +16,9 @@ nbdkit_refuses "bad.qed.*QED table size is invalid" "$NBDKIT_QED_PLUGIN" bad.qed
 cmp bad.qed bad.orig || fail "the corrupt image was modified"
 
 nbdkit_refuses "missing.qed" "$NBDKIT_QED_PLUGIN" missing.qed
+# Only QED images: a raw disk is never served by probing.
+head -c 1M /dev/zero >plain.img
+nbdkit_refuses "plain.img.*Image not in QED format" "$NBDKIT_QED_PLUGIN" plain.img
 "$QED_IMG" create -q -u -f qed -b gone.raw -F raw orphan.qed 1M
 nbdkit_refuses "gone.raw" "$NBDKIT_QED_PLUGIN" orphan.qed
 nbdkit_refuses "file=" "$NBDKIT_QED_PLUGIN"

@@ -1,9 +1,7 @@
 #!/bin/sh
-# nbdkit qed serves an image its user cannot write: with -r (or
-# readonly=true) as a read-only export; without, it still starts (the image
-# is opened read-only), and a client that may write is refused with a log
-# line saying why. The filter over the file plugin, which falls back to
-# read-only on such a file, serves it read-only. As root, nbdkit runs as
+# nbdkit qed serves an image its user cannot write as a read-only export:
+# with -r (or readonly=true), and without, as nbdkit's file plugin serves
+# such a file; the filter over the file plugin likewise. As root, nbdkit runs as
 # nobody on a 0444 file in a directory nobody can list or write.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/nbdkit/nbdkit-common.sh"
@@ -42,18 +40,20 @@ for ro in "-r" "readonly=true"; do
     stop_nbdkit
 done
 
-start_nbdkit "$SOCK" "$NBDKIT_QED_PLUGIN" "$T/img/disk.qed" 2>"$T/log.txt"
-if qemu-io -f raw -c 'read -q -P 0x5a 0 4k' "$URI" >client.txt 2>&1; then
-    fail "a writable client was served an image nbdkit cannot write"
+# Without -r: served read-only, as nbdkit's file plugin serves such a file.
+start_nbdkit "$SOCK" "$NBDKIT_QED_PLUGIN" "$T/img/disk.qed"
+set +e
+nbdinfo --can write "$URI"
+can_write=$?
+set -e
+[ "$can_write" -eq 2 ] || fail "the plugin: nbdinfo --can write exited $can_write, expected 2"
+qemu-io -f raw -r -c 'read -q -P 0x5a 0 128k' "$URI" >read.txt 2>&1 ||
+    fail "reading without -r failed: $(cat read.txt)"
+grep -q failed read.txt && fail "reading without -r failed: $(cat read.txt)"
+if qemu-io -f raw -c 'write -q 0 4k' "$URI" >write.txt 2>&1 &&
+    ! grep -q "failed" write.txt; then
+    fail "a write to an image nbdkit cannot write succeeded"
 fi
-# The reason, naming the image, in the server's log.
-grep -q "cannot serve the image writable.*disk.qed.*Permission denied" "$T/log.txt" ||
-    fail "no clear refusal in the log: $(cat "$T/log.txt")"
-# Refused, not stopped: the server still answers (and refuses again).
-if qemu-io -f raw -c 'read -q 0 4k' "$URI" >client.txt 2>&1; then
-    fail "the second writable client was served"
-fi
-kill -0 "$NBDKIT_PID" || fail "nbdkit exited after refusing a client"
 stop_nbdkit
 
 start_nbdkit "$SOCK" --filter="$FILTER" file "$T/img/disk.qed"
