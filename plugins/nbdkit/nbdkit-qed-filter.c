@@ -146,9 +146,10 @@ static int check_container(QedImage *img, BlkDev *file)
     int64_t size = blk_get_length(file);
     if (res.corruptions > 0) {
         nbdkit_error("qed: the plugin's disk (%" PRIi64 " bytes) does not hold the image: "
-                     "%" PRIu64 " of its references lead past the end of the disk or are "
+                     "%" PRIu64 " of its references %s past the end of the disk or %s "
                      "invalid (qemu-img check on the image says which)",
-                     size, res.corruptions);
+                     size, res.corruptions, res.corruptions == 1 ? "leads" : "lead",
+                     res.corruptions == 1 ? "is" : "are");
         return -1;
     }
     nbdkit_debug("qed: the plugin's disk has %" PRIi64 " bytes, the image uses %" PRIu64,
