@@ -334,6 +334,9 @@ BlkDev *blk_file_new(int fd, const char *filename, unsigned flags)
     if (f->direct) {
         f->dev.request_align = DIRECT_ALIGN;
     }
+    /* A block device cannot grow and keeps whatever lies past the image. */
+    struct stat st;
+    f->dev.fixed_length = fstat(fd, &st) == 0 && S_ISBLK(st.st_mode);
     pthread_rwlock_init(&f->rmw_lock, NULL);
     return &f->dev;
 }

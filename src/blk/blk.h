@@ -82,7 +82,7 @@ struct BlkDev {
     char *filename;         /* for messages; owned */
     bool read_only;
     uint32_t request_align; /* the smallest write that is atomic and aligned (512 or 4096) */
-    /* A container of fixed size (an nbdkit plugin's disk): its length says
+    /* A container of fixed size (an nbdkit plugin's disk, a block device): its length says
      * nothing about the image in it, and space past the image's end may
      * hold old data rather than zeros. */
     bool fixed_length;

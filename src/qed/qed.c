@@ -99,7 +99,9 @@ int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
      * the host) is the same: header, backing name, and a zeroed L1 table. */
     uint8_t hbuf[QED_HEADER_BYTES];
     qed_header_to_le(&h, hbuf);
-    int ret = blk_truncate(file, 0);
+    /* A container of fixed length (a block device) keeps its size; its
+     * tables say where the image ends. */
+    int ret = file->fixed_length ? 0 : blk_truncate(file, 0);
     if (ret == 0) {
         ret = blk_pwrite(file, hbuf, sizeof(hbuf), 0, BLK_TAG_CREATE);
     }
