@@ -233,6 +233,19 @@ static int read_old(QedState *s, QedExtentType type, void *dst, uint64_t pos, ui
     return 0;
 }
 
+/* Returns the n clusters at offset, the last ones taken, when no entry can
+ * point at them yet (their data write failed: ENOSPC, EIO), so that a failed
+ * request leaves no leak behind and the next one does not grow the file
+ * further. Called with alloc_lock held, which keeps file_end still. */
+static void give_back_locked(QedState *s, uint64_t offset, uint64_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->file_end == offset + n * s->cluster_size) {
+        s->file_end = offset;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* Allocates clusters for [pos, pos+len), all of one type (unallocated or
  * zero) and inside one L2 table, and writes buf (zeros when NULL) there. */
 static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uint64_t pos,
@@ -277,6 +290,7 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
          * one write. */
         uint8_t *cbuf = g_try_malloc(cend - cstart);
         if (!cbuf) {
+            give_back_locked(s, new_offset, n);
             return -ENOMEM;
         }
         ret = read_old(s, ext->type, cbuf, cstart, pos - cstart);
@@ -303,9 +317,12 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
         ret = qed_flush_locked(s);
     }
     if (ret < 0) {
+        give_back_locked(s, new_offset, n);
         return ret;
     }
 
+    /* From here on an entry on the disk may point at the clusters (a failed
+     * L2 write may have landed): a failure leaks them, for the check. */
     ret = update_l2(s, cstart, n, new_offset, true);
     if (ret < 0) {
         return ret;

@@ -907,12 +907,62 @@ static void test_fixed_length_full(void)
     g_bytes_unref(fresh);
 }
 
+/* A data write that fails (ENOSPC on a full file system) gives its clusters
+ * back: the failed requests leave no leak and do not make the file grow
+ * again and again, and the close leaves the image as long as before,
+ * without leaks. */
+static void test_failed_data_write_leaks_nothing(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    write_pattern(img, 1, 65536, 0);
+    TU_OK(qed_flush(img, &tu_err));
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    uint64_t end = res.image_end_offset;
+    int64_t length = blk_get_length(mem);
+
+    /* 512 KiB fit in the room the file has grown by, so the data write is
+     * the first write of each request. */
+    uint8_t *buf = g_malloc(512u << 10);
+    memset(buf, 6, 512u << 10);
+    for (int i = 0; i < 5; i++) {
+        blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_WRITE, .nth = 1, .error = ENOSPC });
+        GError *err = NULL;
+        g_assert_cmpint(qed_pwrite(img, buf, 512u << 10, 1u << 20, 0, &err), ==, -ENOSPC);
+        g_clear_error(&err);
+        g_assert_cmpint(blk_get_length(mem), ==, length); /* no new growth */
+    }
+    g_free(buf);
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.leaks + res.corruptions, ==, 0);
+    assert_pattern(img, 1, 65536, 0);
+    assert_pattern(img, 0, 65536, 1u << 20);
+    write_pattern(img, 2, 4096, 1u << 20); /* the clusters serve the next write */
+    TU_OK(qed_close(img, &tu_err));
+
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_cmpuint(g_bytes_get_size(after), ==, end + 65536);
+    img = open_faulty(&mem, after, &dev);
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.leaks + res.corruptions + res.check_errors, ==, 0);
+    assert_pattern(img, 2, 4096, 1u << 20);
+    TU_OK(qed_close(img, &tu_err));
+    blk_close(mem);
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/faults/fixed-length-full", test_fixed_length_full);
     g_test_add_func("/faults/failed-flush-is-sticky", test_failed_flush_is_sticky);
     g_test_add_func("/faults/failed-internal-flush", test_failed_internal_flush);
+    g_test_add_func("/faults/failed-data-write-leaks-nothing",
+                    test_failed_data_write_leaks_nothing);
     for (size_t i = 0; i < G_N_ELEMENTS(workloads); i++) {
         g_autofree char *name = g_strdup_printf("/faults/%s", workloads[i].name);
         g_test_add_data_func(name, &workloads[i], test_workload);
