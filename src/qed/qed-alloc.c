@@ -236,11 +236,22 @@ static int read_old(QedState *s, QedExtentType type, void *dst, uint64_t pos, ui
 /* Returns the n clusters at offset, the last ones taken, when no entry can
  * point at them yet (their data write failed: ENOSPC, EIO), so that a failed
  * request leaves no leak behind and the next one does not grow the file
- * further. Called with alloc_lock held, which keeps file_end still. */
+ * further. The failed write may have landed, and a new cluster past file_end
+ * must read as zeros (an allocation without a backing file writes only what
+ * its request covers, and no later flush need come before its entry): the
+ * clusters are punched and flushed first, and kept (leaked) should that fail
+ * too. A container of fixed length writes new clusters
+ * whole and needs no punch. Called with alloc_lock held, which keeps
+ * file_end still. */
 static void give_back_locked(QedState *s, uint64_t offset, uint64_t n)
 {
+    uint64_t len = n * s->cluster_size;
+    if (!s->file->fixed_length &&
+        (blk_punch_zeroes(s->file, offset, len) < 0 || qed_flush_locked(s) < 0)) {
+        return;
+    }
     pthread_mutex_lock(&s->lock);
-    if (s->file_end == offset + n * s->cluster_size) {
+    if (s->file_end == offset + len) {
         s->file_end = offset;
     }
     pthread_mutex_unlock(&s->lock);
