@@ -257,20 +257,9 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
     return img;
 }
 
-/* Opens the backing file at loc read-only as img's backing image (depth:
- * its place in the chain). */
-static int attach_backing(QedImage *img, const BackingLocation *loc, const char *format,
-                          int depth, GPtrArray *chain, GError **errp)
+/* Makes backing (or, when NULL, the failure in err) img's backing image. */
+static int set_backing(QedImage *img, QedImage *backing, GError *err, GError **errp)
 {
-    QedOpenOptions opts = img->opts;
-    /* Read-only, and force-shared where the image above is (as QEMU). */
-    opts.flags = QED_OPEN_READ_ONLY |
-                 (img->opts.flags & (QED_OPEN_FORCE_SHARE | QED_OPEN_DIRECT |
-                                     QED_OPEN_BACKING_CONFINED |
-                                     QED_OPEN_BACKING_BLOCK_DEVICES));
-    GError *err = NULL;
-    QedImage *backing = image_open(loc->path, format, &opts, depth, chain, img->confine,
-                                   loc->beneath, &err);
     if (!backing) {
         int code = err->code;
         g_propagate_prefixed_error(errp, err, "Could not open backing file: ");
@@ -280,6 +269,28 @@ static int attach_backing(QedImage *img, const BackingLocation *loc, const char 
     img->backing = backing;
     img->backing_size = backing->drv->get_size(backing);
     return 0;
+}
+
+/* The flags of a backing file of img: read-only, and force-shared where the
+ * image above is (as QEMU). */
+static unsigned backing_open_flags(const QedImage *img)
+{
+    return QED_OPEN_READ_ONLY |
+           (img->opts.flags & (QED_OPEN_FORCE_SHARE | QED_OPEN_DIRECT |
+                               QED_OPEN_BACKING_CONFINED | QED_OPEN_BACKING_BLOCK_DEVICES));
+}
+
+/* Opens the backing file at loc read-only as img's backing image (depth:
+ * its place in the chain). */
+static int attach_backing(QedImage *img, const BackingLocation *loc, const char *format,
+                          int depth, GPtrArray *chain, GError **errp)
+{
+    QedOpenOptions opts = img->opts;
+    opts.flags = backing_open_flags(img);
+    GError *err = NULL;
+    QedImage *backing = image_open(loc->path, format, &opts, depth, chain, img->confine,
+                                   loc->beneath, &err);
+    return set_backing(img, backing, err, errp);
 }
 
 int image_open_backing(QedImage *img, const char *name, const char *format, int depth,
@@ -308,11 +319,23 @@ int image_open_backing(QedImage *img, const char *name, const char *format, int 
 
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp)
 {
+    /* The caller named path, which may be any local file or block device;
+     * the backing chain that it names in turn stays beneath its directory,
+     * as an image's chain does under QED_OPEN_BACKING_CONFINED. */
+    Confinement confine;
+    g_autofree char *top_path = NULL;
+    int ret = confinement_init(&confine, path, NULL, &top_path, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    QedOpenOptions opts = img->opts;
+    opts.flags = backing_open_flags(img) | QED_OPEN_BACKING_CONFINED;
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
-    BackingLocation loc = { .path = (char *)path };
-    int ret = attach_backing(img, &loc, format, 1, chain, errp);
+    GError *err = NULL;
+    QedImage *backing = image_open(path, format, &opts, 0, chain, &confine, top_path, &err);
     g_ptr_array_unref(chain);
-    return ret;
+    confinement_fini(&confine);
+    return set_backing(img, backing, err, errp);
 }
 
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset)

@@ -123,7 +123,8 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
 
 /* Opens path (format "raw", "qed" or NULL to probe) read-only as img's
  * backing image, in place of the one the header names. The caller chose
- * path, so it is not confined; the file-type and format rules apply. */
+ * path, so it may be any local file or block device; the backing chain it
+ * names in turn must stay beneath its directory (QED_OPEN_BACKING_CONFINED). */
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
 /* Reads from the backing image, zeros where there is none or past its end. */

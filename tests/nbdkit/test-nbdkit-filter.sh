@@ -5,7 +5,7 @@
 # them back, and a backing file must be named with qed-backing=PATH.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/nbdkit/nbdkit-common.sh"
-requires qemu-img qemu-io
+requires qemu-img qemu-io nbdcopy
 FILTER=$(dirname "$NBDKIT_QED_PLUGIN")/nbdkit-qed-filter.so
 [ -f "$FILTER" ] || fail "$FILTER was not built"
 
@@ -56,4 +56,25 @@ stop_nbdkit
 qemu-io -f qed -r -c 'read -q -P 0x77 1000 1000' -c 'read -q -P 0x5a 2000 1M' top.qed \
     >out3.txt
 grep -q failed out3.txt && fail "QEMU reads differ: $(cat out3.txt)"
+
+# The file named by qed-backing= may have a backing file of its own, inside
+# its directory; one that names a host file outside it is refused.
+mkdir golden
+qemu-img create -q -f raw golden/base.raw 4M
+qemu-io -f raw -c 'write -q -P 0x66 0 4M' golden/base.raw
+qemu-img create -q -f qed -b base.raw -F raw golden/mid.qed 4M
+qemu-img create -q -f qed -u -b /etc/passwd -F raw golden/evil.qed 4M
+"$QED_IMG" create -q -f qed -u -b golden/mid.qed -F qed over.qed 4M
+truncate -s 8M over.qed
+start_nbdkit "$SOCK" --filter="$FILTER" file over.qed qed-backing=golden/mid.qed
+qemu-io -f raw -r -c 'read -q -P 0x66 0 4M' "$URI" >out4.txt
+grep -q failed out4.txt && fail "reads through a chain inside the directory: $(cat out4.txt)"
+stop_nbdkit
+set +e
+run_nbdkit -U - --filter="$FILTER" file over.qed qed-backing=golden/evil.qed \
+    qed-readonly=true --run 'nbdcopy "$uri" -' >evil.txt 2>&1
+status=$?
+set -e
+[ "$status" -ne 0 ] || fail "the filter served /etc/passwd through qed-backing's backing file"
+grep -q "/etc/passwd.*outside" evil.txt || fail "unclear refusal: $(cat evil.txt)"
 exit 0
