@@ -333,7 +333,8 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     if (s->file->fixed_length) {
         ret = qed_find_image_end(s);
         if (ret < 0) {
-            ret = open_error(errp, -ret, "Failed to find the end of the image");
+            g_set_error(errp, QED_ERROR, -ret, "Failed to find the end of the image: %s",
+                        g_strerror(-ret));
             goto fail;
         }
     }
