@@ -18,14 +18,14 @@ typedef struct RawState {
     /* Held across the check and the write of every request that touches the
      * first sector, so that two partial writes, each harmless alone, cannot
      * together leave another format's header there. */
-    GMutex sector0_lock;
+    pthread_mutex_t sector0_lock;
 } RawState;
 
 static int raw_open(QedImage *img, int depth, GPtrArray *chain, GError **errp)
 {
     if (img->probed) {
         RawState *s = g_new0(RawState, 1);
-        g_mutex_init(&s->sector0_lock);
+        pthread_mutex_init(&s->sector0_lock, NULL);
         img->opaque = s;
     }
     return 0;
@@ -35,7 +35,7 @@ static void raw_close(QedImage *img)
 {
     RawState *s = img->opaque;
     if (s) {
-        g_mutex_clear(&s->sector0_lock);
+        pthread_mutex_destroy(&s->sector0_lock);
         g_free(s);
         img->opaque = NULL;
     }
@@ -76,7 +76,7 @@ static int raw_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offse
      * under us (QEMU does the same for a guest's). */
     uint8_t sector[PROBE_BYTES];
     size_t head = (size_t)MIN(len, PROBE_BYTES - offset);
-    g_mutex_lock(&s->sector0_lock);
+    pthread_mutex_lock(&s->sector0_lock);
     int ret = check_sector0_locked(img, buf, len, offset, sector);
     if (ret == 0) {
         ret = blk_pwrite(img->file, sector + offset, head, offset, BLK_TAG_DATA);
@@ -85,7 +85,7 @@ static int raw_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offse
         ret = blk_pwrite(img->file, (const uint8_t *)buf + head, len - head, offset + head,
                          BLK_TAG_DATA);
     }
-    g_mutex_unlock(&s->sector0_lock);
+    pthread_mutex_unlock(&s->sector0_lock);
     return ret;
 }
 
@@ -96,12 +96,12 @@ static int raw_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset)
         return blk_punch_zeroes(img->file, offset, len);
     }
     uint8_t sector[PROBE_BYTES];
-    g_mutex_lock(&s->sector0_lock);
+    pthread_mutex_lock(&s->sector0_lock);
     int ret = check_sector0_locked(img, NULL, (size_t)MIN(len, PROBE_BYTES), offset, sector);
     if (ret == 0) {
         ret = blk_punch_zeroes(img->file, offset, len);
     }
-    g_mutex_unlock(&s->sector0_lock);
+    pthread_mutex_unlock(&s->sector0_lock);
     return ret;
 }
 

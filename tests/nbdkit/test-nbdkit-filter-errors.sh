@@ -38,6 +38,9 @@ nbdkit_refuses "qed-backing-format=vmdk: expected raw or qed" --filter="$FILTER"
 
 # run_refused TEXT NBDKIT-ARGS...: with --run 'nbdinfo', nbdkit must print
 # TEXT and exit nonzero, and the client must be turned away, within 20 s.
+# nbdkit's status is the command's when the command ends first (the failed
+# server process is then killed, its status unseen), so the command lingers
+# after its client was refused, for the server to exit first.
 run_refused() {
     _text=$1
     shift
@@ -49,7 +52,8 @@ run_refused() {
     # shellcheck disable=SC2086
     timeout "$_limit" \
         env ${NBDKIT_PRELOAD:+LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
-        nbdkit -U - "$@" --run 'nbdinfo "$uri"; echo "client exited $?"' >run.txt 2>&1
+        nbdkit -U - "$@" --run 'nbdinfo "$uri"; echo "client exited $?"; sleep 2' \
+        >run.txt 2>&1
     _status=$?
     set -e
     [ "$_status" -ne 0 ] || fail "nbdkit --run exited 0 with $*: $(cat run.txt)"

@@ -67,15 +67,17 @@ qemu-io -f raw -c 'write -q -P 0x33 0 4k' "$URI" >client.txt 2>&1 ||
     fail "a client after qemu-io exited was refused: $(cat client.txt)"
 stop_nbdkit
 
-# qemu-io holding it read-write: nbdkit does not start.
-qemu-io -f qed disk.qed <qemu-io.in >qemu-io.out 2>&1 &
+# qemu-io holding it read-write: nbdkit does not start. (A new output file:
+# the shell may still be truncating the old one when the loop below reads
+# it, and the old one says "read 4096/4096" already.)
+qemu-io -f qed disk.qed <qemu-io.in >qemu-io-rw.out 2>&1 &
 qemu_io=$!
 exec 3>qemu-io.in
 echo 'read -P 0x33 0 4k' >&3
 i=0
-until grep -q "read 4096/4096" qemu-io.out; do
+until grep -q "read 4096/4096" qemu-io-rw.out; do
     i=$((i + 1))
-    [ "$i" -lt 200 ] || fail "qemu-io did not open the image: $(cat qemu-io.out)"
+    [ "$i" -lt 200 ] || fail "qemu-io did not open the image: $(cat qemu-io-rw.out)"
     sleep 0.1
 done
 nbdkit_refuses 'Failed to get shared "write" lock' -r "$NBDKIT_QED_PLUGIN" disk.qed
