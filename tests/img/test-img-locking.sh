@@ -65,6 +65,18 @@ start_holder() {
     done
 }
 
+# wait_for_bytes FILE WANT WHAT: waits until the bytes locked on FILE are
+# WANT (a holder locks its image first and its backing file after it),
+# failing with WHAT after 20 seconds.
+wait_for_bytes() {
+    i=0
+    while [ "$(locked_bytes "$1")" != "$2" ]; do
+        i=$((i + 1))
+        [ "$i" -lt 400 ] || fail "$3 locks '$(locked_bytes "$1")' of $1, QEMU '$2'"
+        sleep 0.05
+    done
+}
+
 stop_holder() {
     kill "$HOLDER_PID" 2>/dev/null || true
     wait "$HOLDER_PID" 2>/dev/null || true
@@ -176,8 +188,7 @@ qemu-img create -q -f raw b.raw 4M
 "$QED_IMG" create -q -f qed -b b.raw -F raw o.qed
 for holder in qemu-io qed-io; do
     start_holder "$holder" rw o.qed
-    [ "$(locked_bytes b.raw)" = "$bytes_qed_shared" ] ||
-        fail "$holder rw o.qed locks '$(locked_bytes b.raw)' of its backing file"
+    wait_for_bytes b.raw "$bytes_qed_shared" "$holder rw o.qed"
     # As with QEMU, the backing file stays writable for others...
     assert_status 0 qemu-io -f raw -c 'write -q 0 512' b.raw
     assert_status 0 "$QED_IO" -f raw -c 'write -q 0 512' b.raw
@@ -202,8 +213,7 @@ for holder in qemu-io qed-io; do
     for hmode in rw ro shared; do
         start_holder "$holder" "$hmode" oq.qed
         [ "$hmode" = shared ] && want=$bytes_qed_shared || want=$bytes_qed_ro
-        [ "$(locked_bytes bq.qed)" = "$want" ] ||
-            fail "$holder $hmode oq.qed locks '$(locked_bytes bq.qed)' of bq.qed, QEMU '$want'"
+        wait_for_bytes bq.qed "$want" "$holder $hmode oq.qed"
         # A writer of the base is kept out unless the overlay is -U.
         run_both "base of an overlay held $hmode by $holder" -c 'write -q 0 512' bq.qed
         [ "$hmode" = shared ] && want=0 || want=1
