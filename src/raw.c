@@ -175,17 +175,7 @@ static int preallocate(BlkDev *file, uint64_t size, const char *mode)
         return blk_allocate(file, 0, size);
     }
     if (strcmp(mode, "full") == 0) {
-        size_t chunk = (size_t)MIN(size, 1024 * 1024);
-        void *zeros = g_try_malloc0(MAX(chunk, 1));
-        if (!zeros) {
-            return -ENOMEM;
-        }
-        int ret = 0;
-        for (uint64_t done = 0; done < size && ret == 0; done += chunk) {
-            ret = blk_pwrite(file, zeros, (size_t)MIN(chunk, size - done), done, BLK_TAG_CREATE);
-        }
-        g_free(zeros);
-        return ret;
+        return blk_write_zeros(file, 0, size, BLK_TAG_CREATE);
     }
     return blk_truncate(file, size);
 }

@@ -125,6 +125,24 @@ int blk_allocate(BlkDev *dev, uint64_t offset, uint64_t len)
     return dev->ops->allocate(dev, offset, len);
 }
 
+int blk_write_zeros(BlkDev *dev, uint64_t offset, uint64_t len, BlkTag tag)
+{
+    if (len == 0) {
+        return 0;
+    }
+    size_t chunk = (size_t)MIN(len, 4u * 1024 * 1024);
+    void *zeros = g_try_malloc0(chunk);
+    if (!zeros) {
+        return -ENOMEM;
+    }
+    int ret = 0;
+    for (uint64_t done = 0; ret == 0 && done < len; done += chunk) {
+        ret = blk_pwrite(dev, zeros, (size_t)MIN(chunk, len - done), offset + done, tag);
+    }
+    g_free(zeros);
+    return ret;
+}
+
 int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     if (dev->read_only) {

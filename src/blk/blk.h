@@ -131,6 +131,9 @@ int blk_truncate(BlkDev *dev, uint64_t length);
 int blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len);
 /* -ENOTSUP where the device cannot reserve storage. */
 int blk_allocate(BlkDev *dev, uint64_t offset, uint64_t len);
+/* Writes len zero bytes at offset (allocating them, unlike punch_zeroes),
+ * through a bounded buffer. */
+int blk_write_zeros(BlkDev *dev, uint64_t offset, uint64_t len, BlkTag tag);
 int64_t blk_allocated_bytes(BlkDev *dev);
 int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
                     uint64_t *run);

@@ -108,16 +108,10 @@ int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
     if (ret == 0 && name_len > 0) {
         ret = blk_pwrite(file, opts->backing_file, name_len, QED_HEADER_BYTES, BLK_TAG_CREATE);
     }
-    uint64_t l1_bytes = (uint64_t)cluster_size * table_size;
-    size_t chunk = (size_t)MIN(l1_bytes, 4u * 1024 * 1024);
-    uint8_t *zeros = ret == 0 ? g_try_malloc0(chunk) : NULL;
-    if (ret == 0 && !zeros) {
-        ret = -ENOMEM;
+    if (ret == 0) {
+        ret = blk_write_zeros(file, h.l1_table_offset, (uint64_t)cluster_size * table_size,
+                              BLK_TAG_CREATE);
     }
-    for (uint64_t done = 0; ret == 0 && done < l1_bytes; done += chunk) {
-        ret = blk_pwrite(file, zeros, chunk, h.l1_table_offset + done, BLK_TAG_CREATE);
-    }
-    g_free(zeros);
     if (ret == 0) {
         ret = blk_flush(file);
     }
