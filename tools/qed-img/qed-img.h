@@ -53,6 +53,17 @@ G_NORETURN void img_command_help(const ImgCommand *cmd);
 int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_opts,
                const struct option *long_opts);
 
+/* ----------------------------------------------------------- img-progress.c */
+
+/* qemu-img's -p progress line, on stdout. init(enabled, min_skip) starts at
+ * 0% (nothing printed while disabled); print(delta, max) advances by delta
+ * percent of max percent (max 0: delta is absolute percent), redrawing when
+ * min_skip percent has passed, at 0 and at 100; end() ends the line.
+ * Commands call init, then print(0, 100) to draw 0%, as qemu-img does. */
+void img_progress_init(bool enabled, double min_skip);
+void img_progress_print(double delta, double max);
+void img_progress_end(void);
+
 /* ------------------------------------------------------------ img-options.c */
 
 /* The -o option lists of `create` (and later convert, amend, measure), with
