@@ -86,29 +86,6 @@ static void print_human(const ImageCheck *check)
     }
 }
 
-/* The -T cache modes of qemu-img (bdrv_parse_cache_mode). */
-static bool parse_cache(const char *mode, unsigned *flags)
-{
-    static const struct {
-        const char *name;
-        unsigned flags;
-    } modes[] = {
-        { "writeback", 0 },
-        { "unsafe", 0 },
-        { "none", QED_OPEN_DIRECT },
-        { "off", QED_OPEN_DIRECT },
-        { "directsync", QED_OPEN_DIRECT | QED_OPEN_WRITETHROUGH },
-        { "writethrough", QED_OPEN_WRITETHROUGH },
-    };
-    for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
-        if (strcmp(mode, modes[i].name) == 0) {
-            *flags = modes[i].flags;
-            return true;
-        }
-    }
-    return false;
-}
-
 enum {
     OPTION_OUTPUT = 256,
     OPTION_LOCKING,
@@ -178,7 +155,7 @@ static int img_check(int argc, char **argv)
         return 1;
     }
     unsigned cache_flags;
-    if (!parse_cache(cache, &cache_flags)) {
+    if (!img_parse_cache(cache, &cache_flags)) {
         img_error("Invalid source cache option: %s", cache);
         return 1;
     }

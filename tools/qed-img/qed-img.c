@@ -111,6 +111,34 @@ bool img_parse_locking(const char *arg, QedLocking *mode)
     return true;
 }
 
+bool img_parse_cache(const char *mode, unsigned *flags)
+{
+    static const struct {
+        const char *name;
+        unsigned flags;
+    } modes[] = {
+        { "writeback", 0 },
+        { "unsafe", 0 },
+        { "none", QED_OPEN_DIRECT },
+        { "off", QED_OPEN_DIRECT },
+        { "directsync", QED_OPEN_DIRECT | QED_OPEN_WRITETHROUGH },
+        { "writethrough", QED_OPEN_WRITETHROUGH },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+        if (strcmp(mode, modes[i].name) == 0) {
+            *flags = modes[i].flags;
+            return true;
+        }
+    }
+    return false;
+}
+
+G_NORETURN void img_refuse_image_opts(void)
+{
+    img_error("--image-opts is not supported: name the image file (and give -f fmt) instead");
+    exit(EXIT_FAILURE);
+}
+
 int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_opts,
                const struct option *long_opts)
 {

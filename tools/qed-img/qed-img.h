@@ -44,6 +44,13 @@ bool img_parse_output(const char *output, bool *json);
  * error message, when it is none of them. */
 bool img_parse_locking(const char *arg, QedLocking *mode);
 
+/* A qemu-img cache mode (-t/-T: writeback, unsafe, none, off, directsync,
+ * writethrough) into QED_OPEN_* flags; false when unknown (the caller words
+ * the error: "Invalid cache option: X" / "Invalid source cache option: X"). */
+bool img_parse_cache(const char *mode, unsigned *flags);
+/* The answer to --image-opts, which qed-img does not take: an error, exit 1. */
+G_NORETURN void img_refuse_image_opts(void);
+
 /* Prints the help of one command to stdout and exits with status 0. */
 G_NORETURN void img_command_help(const ImgCommand *cmd);
 
