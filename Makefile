@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Convenience wrapper around meson. `make` builds, `make check` builds and runs
 # every test, `make demo` shows the main job end to end.
 BUILD ?= build

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Times `qed-img check` against `qemu-img check` on the same images in the
 # same run: 64 GiB QED images with 16 GiB allocated, with 64 KiB clusters
 # (262144 data clusters behind 8 full L2 tables) and with 4 KiB clusters

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # fio's nbd engine against `nbdkit qed` and, in the same run on the same
 # machine, `qemu-nbd` serving QED, qcow2 and a raw file: 4 KiB random writes
 # (allocating, then in place) and random reads at queue depth 16. Prints IOPS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The cost of address translation: block status (translation alone, no I/O)
  * and 4 KiB reads over every cluster of a fully allocated image, each

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Times address translation in two builds of libqed in the same run on the
 # same machine (e.g. before and after a change): block status over every
 # cluster (translation alone) and a 4 KiB read of every cluster (translation

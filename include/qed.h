@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libqed: read, write, create and inspect QED (QEMU Enhanced Disk) images.
  * The one public header; everything else in the library is internal.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The main job, end to end: a QED overlay over a raw base image is served by
 # `nbdkit qed` and a QEMU guest boots with it as its disk. The guest makes an
 # ext4 filesystem, writes files with checksums, remounts and verifies them;

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fuzzes the QED driver: builds tests/fuzz/fuzz-image.c and the library with
 # clang's libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer into
 # build-fuzz/, makes the seed corpus (tests/fuzz/make-seeds.sh) and runs for

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs the Debian packages that building and testing need, or the ones
 # named as arguments (scripts/guest/install-guest-deps.sh names its own).
 # Idempotent and quiet when everything is already there.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the thread tests under ThreadSanitizer into build-tsan/ and runs
 # them: tests/unit/test-stress (many threads on one handle against a model)
 # and tests/unit/test-api-threads. Any TSan report fails the run.

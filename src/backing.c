@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What a backing file name stored in an image may lead to: the local file
  * QEMU would open for it, never a network endpoint, and with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The public API of include/qed.h: argument checks, format probing (by
  * probe.c's rules), backing chains (named files found by backing.c), and

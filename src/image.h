@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The image layer behind include/qed.h: a QedImage is a format driver (qed or
  * raw) over a blk device, plus its backing image. The public calls in image.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Format probing as QEMU 7.2 does it (block.c bdrv_probe_all and each
  * driver's bdrv_probe), so that a file QEMU opens as qcow2 is never opened

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Format probing by QEMU 7.2's rules: which image format QEMU would pick
  * for a file from its first 512 bytes (and, for dmg, its name). Only qed and

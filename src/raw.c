@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The raw format driver: the virtual disk is the file itself. Used for raw
  * backing files, for tools that take -f raw, and for files that probe as

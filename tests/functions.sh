@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared helpers for the shell tests (sourced, not run).
 # Each test: `. "$TESTS_DIR/functions.sh"`, then `requires qemu-img`, then
 # work in "$T", a fresh directory removed on exit.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A blk device over the next layer of an nbdkit filter: the QED image lives
  * inside whatever the plugin serves (a file, memory, another NBD server, an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The blk device over an nbdkit filter's next layer (blk-nbdkit.c).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * nbdkit qed filter: the QED driver on top of any nbdkit plugin, so that an
  * image can live on remote storage: `nbdkit --filter=qed PLUGIN ...`.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * nbdkit qed plugin: exports a QED image (with its backing chain) over NBD,
  * through libqed: `nbdkit qed disk.qed [readonly=true] [backing=dir|any|false]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The shared image and the NBD requests on it, for nbdkit-qed-plugin and
  * nbdkit-qed-filter: libqed errors become nbdkit_error() plus errno.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The NBD side shared by the qed plugin and the qed filter: the one image
  * every connection uses (read-only until a connection needs to write), and

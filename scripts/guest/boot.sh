@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Boots the guest-boot guest under QEMU (TCG) with one virtio disk, prints its
 # serial console as it runs, and exits 0 only if the guest printed
 # GUEST-RESULT: OK. The guest formats the disk: give it a scratch image.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Fetches a Debian kernel for the guest-boot test from Debian's own archive
 # (apt-get download, no other network) and keeps in CACHE_DIR what the guest
 # needs: the kernel as an uncompressed ELF vmlinux (QEMU boots it through PVH,

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # shellcheck shell=dash
 # /init of the guest-boot initramfs (make-initramfs.sh copies it in): formats
 # the virtio disk as ext4, writes files of varied sizes with a SHA256SUMS

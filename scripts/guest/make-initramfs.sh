@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the guest-boot initramfs, CACHE_DIR/initramfs.cpio.gz: a static
 # busybox, the modules that get-kernel.sh put in CACHE_DIR, e2fsprogs' mke2fs
 # with the shared libraries and dynamic loader it needs, and guest-init.sh as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A fault-injecting blk device for error-path tests: it passes every request
  * to the device under it and fails the n-th read, write or flush with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A POSIX file under the blk seam: pread/pwrite/fdatasync/ftruncate/fallocate.
  * With O_DIRECT, unaligned requests go through an aligned bounce buffer. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Image locking that QEMU honours: the byte-range locks QEMU's file driver
  * takes on an image file, taken the same way on the same bytes, so that QEMU

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A recording blk device for power-loss tests: it passes every request to
  * the device under it and logs each write, truncate, hole punch and flush.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * An in-memory device under the blk seam, for tests and fuzzing: a growable
  * byte array behind a mutex. Flush does nothing; nothing is ever lost.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Opening the file under an image without trusting its name: the name is
  * first resolved to an O_PATH descriptor (which opens nothing, so a FIFO

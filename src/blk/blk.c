@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The generic half of the blk seam: argument checks and I/O counters around
  * each implementation's operations, and the failed state after a flush error.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The byte-addressed storage under an image format ("the file"): a small
  * table of operations with a POSIX file and an in-memory implementation.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Allocating writes: new clusters are appended at the end of the file and
  * the L2 (and, for a new table, L1) entries pointed at them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Consistency check and repair (qemu-img check): every table and data offset
  * must be valid and referenced once; whole clusters past the header that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Address translation: a virtual range becomes runs of data clusters (with
  * contiguous file offsets), zero clusters, or unallocated clusters, looked up

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QED format driver's table of contents: the in-memory header, the
  * driver state with the lock that guards each field, and a prototype section

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The L2 table cache: tables shared by every request, reference counted, and
  * bounded in bytes. Write-through: a change is made here and written to disk

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The metadata map: where the L1 table and the L2 tables it references lie in
  * the file, so that translation refuses a data reference into a table (a

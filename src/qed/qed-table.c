@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * QED header, L1 and L2 table I/O: byte order conversion on the way to and
  * from disk, and the offset rules a table or cluster must obey.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QED format driver: header validation and open, create, close, and the
  * request paths (read, write, zeroes, flush, resize, block status, info).

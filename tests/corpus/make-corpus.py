@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Builds the corrupt-image corpus of `qed-img check` in OUTDIR.
 
     make-corpus.py OUTDIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A reference model of `qemu-img check` on QED images, independent of both
 checkers: it reads the file with Python and applies the rules of libqed
 (docs/format.md) or, with the same code and two switches, those of QEMU 7.2

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Runs `qed-img check` and `qemu-img check` over the corpus that
 make-corpus.py built, and the reference model (qed_model.py) beside them.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Repairs every leaky or corrupt image of the corpus with `qed-img check -r
 all` and `-r leaks`, and checks the result.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The fuzz target: the input is an image file behind a small prefix that
  * chooses what to do with it. The image is opened from memory (never its

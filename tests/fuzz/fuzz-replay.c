@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Replays inputs through the fuzz target without libFuzzer: each argument is
  * an input file or a directory of them. The regression test runs the seed

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Writes the fuzz target's seed corpus into DIR: small valid QED images made
 # with qemu-img (or qed-img, $QED_IMG) and written with qemu-io, a few
 # patched ones (NEED_CHECK set, a bad table entry, references into the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Replays the fuzz seed corpus, and the inputs that once crashed the
 # library, through the fuzz target built without libFuzzer (skipped when
 # neither qemu-img nor qed-img can make the seeds).

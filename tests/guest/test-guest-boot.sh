@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Acceptance: a Linux guest boots under QEMU with a QED overlay (over a raw
 # backing file) served by `nbdkit qed` as its virtio disk, makes an ext4
 # filesystem on it, writes 300 files with a checksum manifest and verifies

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Helpers shared by the qed-img tests (sourced after tests/functions.sh):
 # run one qemu-img command line with both tools and collect every difference,
 # so that one run of a test lists all the cases that differ.

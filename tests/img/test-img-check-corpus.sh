@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # qed-img check against qemu-img check on the corrupt-image corpus that
 # tests/corpus/make-corpus.py builds from qemu-img-made images: the same exit
 # status and counts (human and JSON, probed and -f qed), or a difference the

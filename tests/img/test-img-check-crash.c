@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Power loss during a repair (qed_check with every fix flag, as `qed-img
  * check -r all` runs it): leaked clusters in the middle of the file are

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # qed-img check -r: every leaky or corrupt image of the corpus is repaired
 # (-r all: clean for qed-img and qemu-img, the file no longer, NEED_CHECK
 # cleared, the data of every kept reference unchanged through qed-io and

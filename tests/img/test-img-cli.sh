@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # qed-img's command line: --help and --version for the tool and each command,
 # the examples of the help texts run as written, and bad commands, options and
 # files fail with exit status 1 and a message that says what and where (in

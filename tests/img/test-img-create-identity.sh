@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # qed-img create behaves as qemu-img create -f qed: for a matrix of sizes,
 # cluster sizes, table sizes and backing files it writes the same bytes with
 # the same host allocation, prints the same "Formatting" line, and fails with

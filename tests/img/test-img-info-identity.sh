@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # qed-img info prints what qemu-img info prints, human and JSON, byte for
 # byte: on empty QED images of many geometries, on raw files, on images that
 # QEMU wrote data into, along backing chains (--backing-chain), on names that

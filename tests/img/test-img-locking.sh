@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Image locking against QEMU's: a process (qed-io or qemu-io; read-write,
 # read-only or -U) holds an image while another (qed-io or qemu-io, in each
 # mode) opens it. Ours must lock the same bytes as QEMU for each mode, refuse

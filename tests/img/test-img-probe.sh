@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Probing: every image format QEMU knows besides qed and raw is recognised
 # and refused by qed-img and qed-io ("Image format 'X' is not supported"),
 # never opened as raw, and the file is left as it was. Each sample is first

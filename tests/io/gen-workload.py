@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Seeded random qemu-io workloads for the differential test.
 
 From one seed this derives an image layout (cluster size, table size, virtual

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Helpers shared by the qed-io tests (sourced after functions.sh): the
 # output filter and a runner that puts one command list through qemu-io
 # and qed-io on separate copies of the same images and diffs what they say.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Backing files that qed-io and qed-img refuse, each with an error naming it,
 # at once and without hanging (every run is under `timeout`; qemu-io itself
 # hangs forever on a FIFO): a qcow2 image (QEMU reads it as qcow2; reading

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Block devices: as backing file, qed-io and qed-img take one as qemu-io and
 # qemu-img do (any local file; only a caller that asks for confinement, such
 # as the nbdkit plugin's default, refuses it). As the image itself, a QED

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Differential test of libqed's request paths: seeded random workloads from
 # gen-workload.py run through qed-io on a QED image and through qemu-io on a
 # raw reference file (never QEMU's qed driver, see docs/format.md). Both must

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A qed-io killed (SIGKILL) with allocating writes that no flush covered
 # leaves an image that QEMU's qemu-img check calls consistent but for leaks
 # (exit 0 or 3), never corrupt: the file is long enough before an L2 entry

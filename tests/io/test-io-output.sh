@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # qed-io prints what qemu-io prints: the same command lines, run by both tools
 # on copies of the same QED and raw images, give the same stdout, stderr and
 # exit status once timings are masked as qemu-iotests mask them.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A raw image opened without a format: qed-io warns in qemu-io's words, and
 # both tools refuse a write that would turn the first sector into another
 # format's header (qemu-io's raw driver rule), leaving the file unchanged,

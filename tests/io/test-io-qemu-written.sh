@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # QED images written by QEMU (qemu-io -f qed: data clusters, zero clusters,
 # raw and QED backing chains, a NEED_CHECK image left by a killed writer)
 # read back through qed-io exactly as QEMU reads them: a full hex dump by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Helpers for the nbdkit plugin tests (sourced after functions.sh).
 
 requires nbdkit

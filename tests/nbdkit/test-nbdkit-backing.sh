@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # What an image's backing chain may reach when nbdkit qed serves it: by
 # default (backing=dir, also spelt backing=true) only files beneath the
 # image's directory, so a header naming /etc/passwd, ../../etc/passwd or a

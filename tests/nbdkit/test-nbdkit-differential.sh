@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The random differential workload of tests/io, driven by qemu-io through
 # `nbdkit qed` over NBD instead of through qed-io: after each seed the image
 # equals the raw reference (written by qemu-io -f raw) and passes qemu-img

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdkit qed refuses to start on a corrupt, missing or unopenable image with
 # an error line naming the file, leaving the file unchanged; a bad parameter
 # is refused with a message naming it.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdkit --filter=qed reports every startup error and never hangs: nbdkit
 # 1.32 gives a filter the plugin below first in .after_fork, so with -f the
 # error is printed and nbdkit exits nonzero before it accepts a connection;

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdkit --filter=qed over a container that cannot grow (nbdkit 1.32 gives
 # a filter no way to resize the plugin's disk): once the room is used up, a
 # write that needs new clusters fails with ENOSPC, everything written before

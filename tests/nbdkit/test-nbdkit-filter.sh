@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdkit --filter=qed over the file plugin: the same driver on storage that
 # another plugin serves. The image file is a container of fixed size (here
 # padded with room to grow); writes through the filter land in it, QEMU reads

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # meson install --prefix=P puts everything under P: the nbdkit plugin and
 # filter go to P/LIBDIR/nbdkit/plugins and .../filters (nbdkit's layout),
 # not into the system's nbdkit directories; with nbdkit's own prefix they

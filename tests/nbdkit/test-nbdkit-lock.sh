@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdkit qed and other programs refuse each other an image as QEMU refuses
 # itself. The image is opened read-only at startup (QEMU's read-only locks),
 # so a second reader does not stop the server; the first client that may

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Extents: `nbdinfo --map` of the export describes the same data and zero
 # ranges as `qemu-img map` of the image file, through a raw backing file
 # with holes, data clusters, zero clusters and trimmed clusters.

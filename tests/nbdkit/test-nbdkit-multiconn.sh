@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Several clients at once: four qemu-io processes write disjoint stripes,
 # with FUA and flushes, through one export; every byte lands, and the image
 # is clean and equal to a raw file written the same way.

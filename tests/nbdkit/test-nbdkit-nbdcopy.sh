@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdcopy in and out through `nbdkit qed`: a raw file copied into the export
 # (over several connections at once) and back out is unchanged, and the
 # image passes qemu-img check and compares equal to the raw file.

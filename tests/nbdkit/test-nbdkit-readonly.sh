@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # With nbdkit -r or readonly=true, nbdkit qed never changes the image: an
 # image marked NEED_CHECK, with unknown autoclear bits and a leaked cluster
 # a repair would cut off, keeps its checksum while clients read it, as with

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Trim through `nbdkit qed`: trimmed clusters read as zeros and show as a
 # hole at once; the clusters given up are reclaimed when the export closes,
 # so the file shrinks and qemu-img check finds no leak. Under a backing file

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # nbdkit qed serves an image its user cannot write as a read-only export:
 # with -r (or readonly=true), and without, as nbdkit's file plugin serves
 # such a file; the filter over the file plugin likewise. As root, nbdkit runs as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * References into metadata: an L2 entry that names the L1 table, its own
  * table or another L2 table, a run of data that runs into a table, an L1

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What an image may name as its backing file: regular files only (block
  * devices when the caller allows them), never FIFOs, sockets, character

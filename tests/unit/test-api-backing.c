@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Backing files: copy-on-write from raw and QED backing files, zero clusters
  * that hide backing data, chains, relative names, and opening without them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Bad input: every invalid header field, tables and clusters outside the
  * file, unknown features, backing loops and missing backing files. Each must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Image locking through the public API: the lock bytes each open mode holds
  * (read from /proc/locks), conflicts between two handles of one process,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * On a kernel without openat2() (Linux before 5.6) confinement cannot be
  * enforced, so a confined open must fail with a clear error rather than

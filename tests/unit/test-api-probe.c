@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Probing through the library: files that QEMU would open as another format
  * are refused (also when the format is named), a qcow2 backing file is

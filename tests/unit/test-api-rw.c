@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Reading, writing, zeroing, resizing and block status of images without a
  * backing file, checked against an in-memory model and qemu-img check.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * One handle, many threads: allocating and in-place writes, zeroes, reads and
  * flushes at once must lose nothing, and a read racing an allocating write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Power loss at every point: workloads run on a recording device (blk-log),
  * and for every request of the log a number of crash states are built (what

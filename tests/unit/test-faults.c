@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * I/O errors at every point: a workload runs on a fault injector (blk-fault)
  * over an in-memory image, once to count its reads, writes and flushes, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Many threads on one handle: writes (some FUA), reads, zero writes,
  * discards, flushes, block status and checks on overlapping clusters and L2

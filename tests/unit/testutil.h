@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Helpers shared by the C tests: a scratch directory, images made with the
  * library, and assertions that report GErrors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * --locking=auto|on|off for qed-img and qed-io.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The --locking=auto|on|off option of the tools (a libqed extension: QEMU
  * spells it file.locking=... in --image-opts), parsed once for both tools.

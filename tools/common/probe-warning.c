@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * QEMU's words for a raw image opened by probing (block/raw-format.c), so
  * that qed-img and qed-io warn exactly where and how its tools do.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * QEMU's warning for an image whose format was guessed as raw and which is
  * open writable, printed by the tools where qemu-img and qemu-io print it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Sizes as qemu-img and qemu-io print and parse them ("1 MiB", "64k", "1.5G"),
  * shared by the tools so that their output matches QEMU's character for character.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-img check: checks the metadata of an image and, with -r, repairs it,
  * with the options, output (human or JSON) and exit status of `qemu-img

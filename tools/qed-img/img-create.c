@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-img create: makes a new QED (or raw) image with the options, checks,
  * messages and "Formatting" line of `qemu-img create`. The QED bytes are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-img info: describes an image (and with --backing-chain every image
  * under it) in the words and layout of `qemu-img info`, as human-readable

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * JSON output of qed-img (--output=json), written by hand so that it is
  * byte-identical to qemu-img's: same indentation, same string escapes and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The -o option lists of qed-img ("cluster_size=64k,table_size=4"), parsed,
  * checked and printed with the syntax and messages of qemu-img's QemuOpts.

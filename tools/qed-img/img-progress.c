@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-img -p: the progress line of qemu-img ("    (42.00/100%)" redrawn with
  * a carriage return), printed to stdout as qemu-img prints it, at most once

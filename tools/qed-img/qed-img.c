@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-img: entry point. Parses the global options, finds the command in the
  * command table and runs it; holds the help texts and the error helpers that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-img: the qemu-img compatible command-line tool. This header is the
  * table of contents shared by the command files: the command table, the error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The requests of aio_read and aio_write: each runs on a thread of a pool,
  * concurrently with the others and with the main thread's own commands,

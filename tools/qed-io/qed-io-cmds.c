@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The command table and dispatcher of qed-io (how a line becomes a call, with
  * qemu-io's checks and messages), and the commands that ask the image about

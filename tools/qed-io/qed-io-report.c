@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Numbers in and out of qed-io, character for character as qemu-io 7.2 parses
  * and prints them: sizes with suffixes, pattern bytes, the two-line I/O

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-io's data commands: read, readv, write, writev, and aio_read,
  * aio_write and aio_flush, which hand their requests to the pool in

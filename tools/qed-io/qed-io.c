@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-io: exercises a QED or raw image through libqed with qemu-io's command
  * syntax and output. This file holds the program: its options, the command

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qed-io's internal interface: the state of the one open image, the command
  * table, the qemu-io-compatible output helpers and the aio request pool.
