@@ -34,9 +34,10 @@ done
 sh "$check" "$SRCDIR" || fail "files above lack their SPDX-License-Identifier line"
 
 # The licence texts and the pkg-config file.
-grep -q 'GNU LESSER GENERAL PUBLIC LICENSE' "$SRCDIR/LICENSE" &&
-    grep -q 'Version 2.1, February 1999' "$SRCDIR/LICENSE" ||
+if ! grep -q 'GNU LESSER GENERAL PUBLIC LICENSE' "$SRCDIR/LICENSE" ||
+    ! grep -q 'Version 2.1, February 1999' "$SRCDIR/LICENSE"; then
     fail "LICENSE is not the LGPL-2.1 text"
+fi
 grep -q 'Redistribution and use in source and binary forms' "$SRCDIR/plugins/nbdkit/LICENSE" ||
     fail "plugins/nbdkit/LICENSE is not the BSD-3-Clause text"
 pc=$BUILDDIR/meson-private/libqed.pc
