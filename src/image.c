@@ -17,7 +17,9 @@
 
 #include "probe.h"
 
+/* clang-format off: the quark name is data, and "qed - error - quark" would change it */
 G_DEFINE_QUARK(qed-error-quark, qed_error)
+/* clang-format on */
 
 static const ImageDriver *const drivers[] = { &qed_driver, &raw_driver };
 

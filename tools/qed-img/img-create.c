@@ -18,12 +18,14 @@
 /* The options that qemu-img's file protocol adds to every format. They do
  * not change a QED file (qemu-img empties the file before writing the
  * header); for raw, preallocation decides how the space is reserved. */
+/* clang-format off: a table, aligned by hand */
 #define FILE_LEVEL_OPTIONS                                                                 \
     { "nocow", IMG_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL, true }, \
     { "preallocation", IMG_OPT_STRING,                                                     \
       "Preallocation mode (allowed values: off, falloc, full)", NULL, true },              \
     { "extent_size_hint", IMG_OPT_SIZE,                                                    \
       "Extent size hint for the image file, 0 to disable", NULL, true }
+/* clang-format on */
 
 G_STATIC_ASSERT(QED_DEFAULT_CLUSTER_SIZE == 65536);
 
