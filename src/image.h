@@ -55,6 +55,12 @@ struct ImageDriver {
     int (*reopen)(QedImage *img, bool writable, GError **errp);
     /* Prepare for close: flush and mark clean. Errors are reported. */
     int (*shutdown)(QedImage *img, GError **errp);
+    /* Rewrites the backing file name and format in the header (NULL for
+     * formats without one). */
+    int (*change_backing)(QedImage *img, const char *name, const char *format,
+                          GError **errp);
+    /* Drops every cluster of the image (NULL for formats without metadata). */
+    int (*make_empty)(QedImage *img, GError **errp);
 };
 
 extern const ImageDriver qed_driver;

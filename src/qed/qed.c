@@ -211,6 +211,7 @@ static void qed_free_state(QedState *s)
     qed_meta_free(&s->meta);
     g_free(s->backing_name);
     g_free(s->backing_full);
+    g_ptr_array_unref(s->retired_names);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->alloc_lock);
     pthread_cond_destroy(&s->l2_loaded);
@@ -259,6 +260,7 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     s->img = img;
     s->file = img->file;
     s->read_only = img->opts.flags & QED_OPEN_READ_ONLY;
+    s->retired_names = g_ptr_array_new_with_free_func(g_free);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->alloc_lock, NULL);
     pthread_cond_init(&s->l2_loaded, NULL);
@@ -791,4 +793,6 @@ const ImageDriver qed_driver = {
     .check = qed_driver_check,
     .shutdown = qed_drv_shutdown,
     .reopen = qed_drv_reopen,
+    .change_backing = qed_drv_change_backing,
+    .make_empty = qed_drv_make_empty,
 };
