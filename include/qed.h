@@ -235,6 +235,8 @@ typedef struct QedInfo {
                                     * (names with a protocol prefix as they are) */
     bool format_probed;          /* no format was given and the file probed as raw: tools
                                   * print QEMU's warning when it is writable */
+    uint32_t backing_name_max;   /* bytes: the longest backing file name the header holds
+                                  * (qed_change_backing_file); 0 for raw */
 } QedInfo;
 
 /* Fills *info; its strings belong to img and live until qed_close(). */

@@ -694,6 +694,7 @@ static void qed_drv_get_info(QedImage *img, QedInfo *info)
     info->autoclear_features = s->header.autoclear_features;
     info->need_check = s->header.features & QED_F_NEED_CHECK;
     pthread_mutex_unlock(&s->lock);
+    info->backing_name_max = qed_backing_name_max(s);
     info->backing_file = s->backing_name;
     info->backing_file_full = s->backing_full;
     info->backing_format =
