@@ -110,7 +110,7 @@ static QedImage *open_new_backing(const QedInfo *info, const char *name, const c
     GError *err = NULL;
     QedImage *b = qed_open(path, &oopts, &err);
     if (!b) {
-        img_error("Could not open new backing file '%s': %s", path, err->message);
+        img_error("Could not open new backing file '%s': %s", name, err->message);
         g_error_free(err);
     }
     return b;
