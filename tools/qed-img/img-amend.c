@@ -157,7 +157,8 @@ static int img_amend(int argc, char **argv)
         return 0;
     }
     if (!filename) {
-        img_error_exit("Expecting one image file name");
+        img_error("Expecting one image file name"); /* (without the --help hint) */
+        return 1;
     }
     unsigned cache_flags;
     if (!img_parse_cache(cache, &cache_flags)) {
