@@ -40,8 +40,8 @@ grep -q "Invalid parameter 'bogus'" err || fail "bogus: $(cat err)"
 assert_status 1 "$QED_IMG" amend -o backing_file=b.raw o/a.qed 2>err
 grep -q "backing format must be specified" err || fail "no backing_fmt: $(cat err)"
 assert_status 1 "$QED_IMG" amend -o backing_file=b.raw,backing_fmt=vmdk o/a.qed 2>/dev/null
-assert_status 1 "$QED_IMG" amend -o "backing_file=$(head -c 5000 /dev/zero | tr '\0' n),backing_fmt=raw" \
-    o/a.qed 2>err
+long=$(head -c 5000 /dev/zero | tr '\0' n)
+assert_status 1 "$QED_IMG" amend -o "backing_file=$long,backing_fmt=raw" o/a.qed 2>err
 grep -q "No space left in the file header" err || fail "long name: $(cut -c 1-80 err)"
 assert_status 1 "$QED_IMG" amend -o backing_fmt=raw o/missing.qed 2>/dev/null
 assert_same_bytes a.before o/a.qed

@@ -48,8 +48,8 @@ qemu-img check -q o/sub/t.qed || fail "check after rebase is not clean (leaks?)"
 # clusters, not data.
 [ "$(allocated o/sub/t.qed)" -eq 8 ] || fail "rebase allocated $(allocated o/sub/t.qed), not 8"
 [ "$(allocated q/sub/t.qed)" -gt 8 ] || fail "qemu-img no longer allocates needlessly"
-qemu-img map --output=json o/sub/t.qed |
-    grep -q '"start": 1048576, "length": 524288, "depth": 0, "present": true, "zero": true, "data": false' ||
+zero_run='"start": 1048576, "length": 524288, "depth": 0, "present": true, "zero": true'
+qemu-img map --output=json o/sub/t.qed | grep -q "$zero_run, \"data\": false" ||
     fail "the zeros of the old backing file are not zero clusters"
 
 # 2. -b "": everything the old backing file showed is copied; no backing file.
@@ -77,7 +77,7 @@ assert_same_bytes q/sub/t.qed o/sub/t.qed
 setup
 long=$(head -c 5000 /dev/zero | tr '\0' y)
 assert_status 1 "$QED_IMG" rebase -u -F raw -b "$long" o/sub/t.qed 2>err
-grep -q "No space left in the file header (the name is 5000 bytes; 'o/sub/t.qed' holds at most 4095)" err ||
+grep -q "header (the name is 5000 bytes; 'o/sub/t.qed' holds at most 4095)" err ||
     fail "long name: $(cut -c 1-100 err)"
 assert_same_bytes o/sub/t0.qed o/sub/t.qed
 assert_status 1 "$QED_IMG" rebase -F raw -b "$long" o/sub/t.qed 2>/dev/null
