@@ -163,8 +163,13 @@ compare_runs . . commit q/top.qed
 unhold
 hold -f qed -r o/mid.qed
 compare_runs . . commit -f qed o/top.qed
-unhold
 assert_same_bytes top.before o/top.qed
 clean o/mid.qed
+# --locking=off neither takes nor heeds locks (the reader sees a change).
+"$QED_IMG" commit -q --locking=off o/top.qed || fail "commit --locking=off"
+unhold
+same_data o/mid.qed want.raw qed raw
+assert_status 1 "$QED_IMG" commit --locking=maybe o/top.qed 2>err
+grep -q -- "--locking must be used with auto, on or off" err || fail "--locking: $(cat err)"
 
 report_mismatches

@@ -95,6 +95,7 @@ enum {
     OPTION_OBJECT = 256,
     OPTION_IMAGE_OPTS,
     OPTION_FORCE,
+    OPTION_LOCKING,
 };
 
 static int img_amend(int argc, char **argv)
@@ -104,12 +105,14 @@ static int img_amend(int argc, char **argv)
         { "object", required_argument, NULL, OPTION_OBJECT },
         { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
         { "force", no_argument, NULL, OPTION_FORCE },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { NULL, 0, NULL, 0 },
     };
     g_autofree char *options = NULL;
     const char *fmt = NULL;
     const char *cache = "writeback";
     bool quiet = false, progress = false;
+    QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
     while ((c = img_getopt(&img_amend_command, argc, argv, ":ho:f:t:pq", long_options)) != -1) {
@@ -133,6 +136,11 @@ static int img_amend(int argc, char **argv)
             break;
         case OPTION_FORCE:
             break; /* for qcow2's risky amendments; QED has none */
+        case OPTION_LOCKING:
+            if (!img_parse_locking(optarg, &locking)) {
+                return 1;
+            }
+            break;
         case OPTION_OBJECT:
             img_refuse_object();
         case OPTION_IMAGE_OPTS:
@@ -166,7 +174,9 @@ static int img_amend(int argc, char **argv)
         return 1;
     }
 
-    QedOpenOptions oopts = { .format = fmt, .flags = cache_flags | QED_OPEN_NO_BACKING };
+    QedOpenOptions oopts = { .format = fmt,
+                             .flags = cache_flags | QED_OPEN_NO_BACKING,
+                             .locking = locking };
     GError *err = NULL;
     QedImage *img = qed_open(filename, &oopts, &err);
     if (!img) {
@@ -207,7 +217,7 @@ const ImgCommand img_amend_command = {
     .name = "amend",
     .run = img_amend,
     .synopsis = "[--object objectdef] [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] "
-                "-o options filename",
+                "[--locking=mode] -o options filename",
     .summary = "Change the options of an existing image in place.",
     .help =
         "Change format options of the image FILENAME in place, as qemu-img amend does.\n"
@@ -230,6 +240,9 @@ const ImgCommand img_amend_command = {
         "  -p           show progress\n"
         "  -q           quiet: print nothing but errors\n"
         "  --force      accepted for qemu-img's sake; nothing in QED needs it\n"
+        "  --locking=mode  'auto' (the default) locks the image as QEMU does where the\n"
+        "               file system allows it, 'on' fails where it does not, 'off' takes\n"
+        "               no lock and ignores those of others\n"
         "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
         "               names and -f only\n"
         "  -h, --help   display this help and exit\n"

@@ -184,6 +184,7 @@ static int commit(const CommitChain *chain, unsigned open_flags, uint64_t rate, 
 enum {
     OPTION_OBJECT = 256,
     OPTION_IMAGE_OPTS,
+    OPTION_LOCKING,
 };
 
 static int img_commit(int argc, char **argv)
@@ -192,6 +193,7 @@ static int img_commit(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "object", required_argument, NULL, OPTION_OBJECT },
         { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL;
@@ -199,6 +201,7 @@ static int img_commit(int argc, char **argv)
     const char *base_name = NULL;
     uint64_t rate = 0;
     bool quiet = false, progress = false, drop = false;
+    QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
     while ((c = img_getopt(&img_commit_command, argc, argv, ":hf:t:b:r:dpq", long_options)) !=
@@ -231,6 +234,11 @@ static int img_commit(int argc, char **argv)
         case 'q':
             quiet = true;
             break;
+        case OPTION_LOCKING:
+            if (!img_parse_locking(optarg, &locking)) {
+                return 1;
+            }
+            break;
         case OPTION_OBJECT:
             img_refuse_object();
         case OPTION_IMAGE_OPTS:
@@ -250,7 +258,7 @@ static int img_commit(int argc, char **argv)
         return 1;
     }
 
-    QedOpenOptions oopts = { .format = fmt, .flags = cache_flags };
+    QedOpenOptions oopts = { .format = fmt, .flags = cache_flags, .locking = locking };
     GError *err = NULL;
     QedImage *img = qed_open(filename, &oopts, &err);
     if (!img) {
@@ -301,7 +309,7 @@ const ImgCommand img_commit_command = {
     .name = "commit",
     .run = img_commit,
     .synopsis = "[--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] [-b base] "
-                "[-r rate_limit] [-d] [-p] filename",
+                "[-r rate_limit] [-d] [-p] [--locking=mode] filename",
     .summary = "Commit an overlay into its backing file, and empty the overlay.",
     .help =
         "Copy every cluster that the image FILENAME holds (data, and zero clusters as\n"
@@ -331,6 +339,9 @@ const ImgCommand img_commit_command = {
         "  -d              do not empty FILENAME after the commit\n"
         "  -p              show the progress of the copy\n"
         "  -q              quiet: print nothing but errors\n"
+        "  --locking=mode  'auto' (the default) locks the images as QEMU does where the\n"
+        "                  file system allows it, 'on' fails where it does not, 'off'\n"
+        "                  takes no lock and ignores those of others\n"
         "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
         "                  names and -f only\n"
         "  -h, --help      display this help and exit\n"

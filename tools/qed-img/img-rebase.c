@@ -103,10 +103,11 @@ static int copy_differences(QedImage *img, QedImage *new_b, uint32_t cluster, GE
 
 /* Opens the new backing file as the image would find it, read-only. */
 static QedImage *open_new_backing(const QedInfo *info, const char *name, const char *fmt,
-                                  unsigned flags)
+                                  unsigned flags, QedLocking locking)
 {
     g_autofree char *path = qed_backing_path(info->filename, name);
-    QedOpenOptions oopts = { .format = fmt, .flags = flags | QED_OPEN_READ_ONLY };
+    QedOpenOptions oopts = { .format = fmt, .flags = flags | QED_OPEN_READ_ONLY,
+                             .locking = locking };
     GError *err = NULL;
     QedImage *b = qed_open(path, &oopts, &err);
     if (!b) {
@@ -144,6 +145,7 @@ static bool can_change(const QedInfo *info, const char *name, const char *fmt)
 enum {
     OPTION_OBJECT = 256,
     OPTION_IMAGE_OPTS,
+    OPTION_LOCKING,
 };
 
 static int img_rebase(int argc, char **argv)
@@ -152,12 +154,14 @@ static int img_rebase(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "object", required_argument, NULL, OPTION_OBJECT },
         { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "locking", required_argument, NULL, OPTION_LOCKING },
         { "force-share", no_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL, *name = NULL, *backing_fmt = NULL;
     const char *cache = "writeback", *src_cache = "writeback";
     bool quiet = false, progress = false, unsafe = false, force_share = false;
+    QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
     while ((c = img_getopt(&img_rebase_command, argc, argv, ":hf:F:b:upt:T:qU",
@@ -189,6 +193,11 @@ static int img_rebase(int argc, char **argv)
             break;
         case 'U':
             force_share = true;
+            break;
+        case OPTION_LOCKING:
+            if (!img_parse_locking(optarg, &locking)) {
+                return 1;
+            }
             break;
         case OPTION_OBJECT:
             img_refuse_object();
@@ -223,7 +232,8 @@ static int img_rebase(int argc, char **argv)
     /* The old backing chain is read with the source cache mode and shared
      * with writers under -U, as qemu-img opens it; -u opens none. */
     QedOpenOptions oopts = { .format = fmt,
-                             .flags = flags | (unsafe ? QED_OPEN_NO_BACKING : 0) };
+                             .flags = flags | (unsafe ? QED_OPEN_NO_BACKING : 0),
+                             .locking = locking };
     GError *err = NULL;
     QedImage *img = qed_open(filename, &oopts, &err);
     if (!img) {
@@ -240,7 +250,7 @@ static int img_rebase(int argc, char **argv)
     QedImage *new_b = NULL;
     if (ret == 0 && !unsafe && name && name[0]) {
         unsigned bflags = (src_flags & QED_OPEN_DIRECT) | (force_share ? QED_OPEN_FORCE_SHARE : 0);
-        new_b = open_new_backing(&info, name, backing_fmt, bflags);
+        new_b = open_new_backing(&info, name, backing_fmt, bflags, locking);
         ret = new_b ? 0 : -ENOENT;
     }
     if (ret == 0 && !unsafe) {
@@ -270,7 +280,8 @@ const ImgCommand img_rebase_command = {
     .name = "rebase",
     .run = img_rebase,
     .synopsis = "[--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] "
-                "[-T src_cache] [-p] [-u] -b backing_file [-F backing_fmt] filename",
+                "[-T src_cache] [-p] [-u] [--locking=mode] -b backing_file [-F backing_fmt] "
+                "filename",
     .summary = "Change the backing file of an image.",
     .help =
         "Make BACKING_FILE the backing file of the QED image FILENAME, as qemu-img\n"
@@ -305,6 +316,9 @@ const ImgCommand img_rebase_command = {
         "  -U, --force-share  open the backing files without locking out writers\n"
         "  -p               show the progress of the comparison\n"
         "  -q               quiet: print nothing but errors\n"
+        "  --locking=mode   'auto' (the default) locks the images as QEMU does where\n"
+        "                   the file system allows it, 'on' fails where it does not,\n"
+        "                   'off' takes no lock and ignores those of others\n"
         "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
         "                   names and -f only\n"
         "  -h, --help       display this help and exit\n"
