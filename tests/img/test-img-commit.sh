@@ -172,4 +172,34 @@ same_data o/mid.qed want.raw qed raw
 assert_status 1 "$QED_IMG" commit --locking=maybe o/top.qed 2>err
 grep -q -- "--locking must be used with auto, on or off" err || fail "--locking: $(cat err)"
 
+# 8. Files the user cannot write (as nobody when run as root): a read-only
+#    overlay, and a read-only base that the commit cannot reopen read-write.
+as_user=""
+if [ "$(id -u)" -eq 0 ]; then
+    if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 &&
+        getent group nogroup >/dev/null; then
+        as_user="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+        chmod 0755 "$T"
+    else
+        as_user=skip
+    fi
+fi
+if [ "$as_user" != skip ]; then
+    setup
+    chmod -R a+rwX o
+    chmod 0444 o/base.raw
+    cp o/top.qed top.before
+    assert_status 1 $as_user "$QED_IMG" commit o/top.qed 2>err
+    grep -q "base.raw.*Permission denied" err || fail "read-only base: $(cat err)"
+    assert_same_bytes top.before o/top.qed
+    chmod 0644 o/base.raw
+    chmod 0444 o/top.qed
+    for cmd in "commit" "rebase -u -b x.raw -F raw" "amend -o backing_fmt=qed"; do
+        # shellcheck disable=SC2086
+        assert_status 1 $as_user "$QED_IMG" $cmd o/top.qed 2>err
+        grep -q "Could not open 'o/top.qed': Permission denied" err || fail "$cmd: $(cat err)"
+    done
+    assert_same_bytes top.before o/top.qed
+fi
+
 report_mismatches
