@@ -167,6 +167,10 @@ int qed_close(QedImage *img, GError **errp);
 /* Write flags */
 enum {
     QED_WRITE_FUA = 1u << 0, /* the data is on stable storage when the call returns */
+    QED_WRITE_ZERO_CLUSTERS = 1u << 1, /* qed_pwrite_zeroes: unallocated clusters become zero
+                                        * clusters (or zeroed data at the ends) even without
+                                        * a backing file, so that a backing file given later
+                                        * (rebase) does not show through */
 };
 
 /* Reads len bytes at offset; the range must lie inside the virtual disk.

@@ -506,7 +506,7 @@ int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned fla
     if (ret < 0 || len == 0) {
         return ret;
     }
-    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset), flags, errp,
+    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset, flags), flags, errp,
                         "write zeroes failed");
 }
 
@@ -517,7 +517,7 @@ int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp)
     if (ret < 0 || len == 0) {
         return ret;
     }
-    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset), 0, errp,
+    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset, 0), 0, errp,
                         "discard failed");
 }
 

@@ -43,7 +43,8 @@ struct ImageDriver {
     void (*close)(QedImage *img);
     int (*pread)(QedImage *img, void *buf, size_t len, uint64_t offset);
     int (*pwrite)(QedImage *img, const void *buf, size_t len, uint64_t offset);
-    int (*pwrite_zeroes)(QedImage *img, uint64_t len, uint64_t offset);
+    /* flags: QED_WRITE_* (the driver looks at QED_WRITE_ZERO_CLUSTERS only). */
+    int (*pwrite_zeroes)(QedImage *img, uint64_t len, uint64_t offset, unsigned flags);
     int (*flush)(QedImage *img);
     int (*resize)(QedImage *img, uint64_t size, GError **errp);
     int (*block_status)(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext);

@@ -577,14 +577,35 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
     return write_range(s, buf, len, pos);
 }
 
+/* Writes zeros over a partial cluster that is unallocated in an image
+ * without a backing file, for QED_WRITE_ZERO_CLUSTERS. */
+static int alloc_zeros(QedState *s, uint64_t len, uint64_t pos)
+{
+    while (len > 0) {
+        pthread_mutex_lock(&s->alloc_lock);
+        int64_t done = qed_alloc_write(s, NULL, pos, len);
+        pthread_mutex_unlock(&s->alloc_lock);
+        if (done < 0) {
+            return (int)done;
+        }
+        pos += (uint64_t)done;
+        len -= (uint64_t)done;
+    }
+    return 0;
+}
+
 /* Whole clusters become zero clusters under a backing file, and unallocated
  * without one; the partial clusters at the ends are zeroed in place (or,
- * unallocated under a backing file, copied on write with zeros). A data
- * cluster given up this way is leaked until close reclaims it. */
-static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
+ * unallocated under a backing file, copied on write with zeros). With
+ * QED_WRITE_ZERO_CLUSTERS, unallocated clusters are zeroed as under a
+ * backing file. A data cluster given up this way is leaked until close
+ * reclaims it. */
+static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsigned flags)
 {
     QedState *s = qed_state(img);
-    uint64_t want = s->img->backing ? QED_L2_ENTRY_ZERO : 0;
+    /* Whether unallocated clusters may read differently later. */
+    bool shadowed = s->img->backing || (flags & QED_WRITE_ZERO_CLUSTERS);
+    uint64_t want = shadowed ? QED_L2_ENTRY_ZERO : 0;
     if (blk_failed(s->file)) {
         return -EIO;
     }
@@ -597,7 +618,7 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
         uint64_t n = ext.length;
         bool whole = qed_offset_into_cluster(s, pos) == 0 && n >= s->cluster_size;
         bool reads_zero = ext.type == QED_EXTENT_ZERO ||
-                          (ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing);
+                          (ext.type == QED_EXTENT_UNALLOCATED && !shadowed);
         if (whole && !reads_zero) {
             n = qed_start_of_cluster(s, n);
             pthread_mutex_lock(&s->alloc_lock);
@@ -620,7 +641,9 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
             /* A partial cluster: zeroed in place, or copied on write with
              * zeros from under a backing file. */
             n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
-            ret = write_range(s, NULL, n, pos);
+            ret = ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing
+                      ? alloc_zeros(s, n, pos)
+                      : write_range(s, NULL, n, pos);
         }
         if (ret < 0) {
             return ret;

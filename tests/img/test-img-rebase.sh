@@ -60,6 +60,26 @@ qemu-img check -q o/sub/t.qed || fail "check after rebase -b '' is not clean"
 qemu-img info o/sub/t.qed | grep -q '^backing file' && fail "rebase -b '' kept a backing file"
 [ "$(allocated o/sub/t.qed)" -le "$(allocated q/sub/t.qed)" ] || fail "rebase -b '' allocates more"
 
+# 2b. An image without a backing file gets one: where it read zeros and the
+#     new backing file has data, zero clusters (also in a partial last
+#     cluster, as zeroed data).
+rm -rf q o
+mkdir q
+qemu-img create -q -f qed q/alone.qed 1000k
+qemu-io -f qed -c 'write -P 4 0 64k' -c 'write -P 6 896k 32k' q/alone.qed >/dev/null
+qemu-img create -q -f raw q/nb.raw 1000k
+qemu-io -f raw -c 'write -P 8 0 1000k' q/nb.raw >/dev/null
+cp -r q o
+cp o/alone.qed alone.before
+compare_runs q o rebase -b nb.raw -F raw alone.qed
+same_data alone.before o/alone.qed
+same_data q/alone.qed o/alone.qed
+qemu-img check -q o/alone.qed || fail "check after rebase of an image without backing file"
+[ "$(allocated o/alone.qed)" -le "$(allocated q/alone.qed)" ] || fail "alone: allocates more"
+qemu-img map --output=json o/alone.qed |
+    grep -q '"start": 65536, "length": 851968, "depth": 0, "present": true, "zero": true' ||
+    fail "alone: no zero clusters where it read zeros"
+
 # 3. -u rewrites the header only: the same bytes as qemu-img's.
 setup
 compare_runs q o rebase -u -b new.raw -F raw sub/t.qed

@@ -40,12 +40,13 @@ static bool all_zero(const uint8_t *p, size_t len)
 
 /* Rewrites one cluster-sized piece [pos, pos+n) that the image does not hold
  * and whose old and new backing contents differ: as a zero cluster when the
- * old backing file read zeros there, else with the old data. */
+ * old backing file read zeros there (also in an image that has no backing
+ * file yet), else with the old data. */
 static int preserve(QedImage *img, const uint8_t *old_data, uint64_t n, uint64_t pos,
                     GError **errp)
 {
     if (all_zero(old_data, n)) {
-        return qed_pwrite_zeroes(img, n, pos, 0, errp);
+        return qed_pwrite_zeroes(img, n, pos, QED_WRITE_ZERO_CLUSTERS, errp);
     }
     return qed_pwrite(img, old_data, n, pos, 0, errp);
 }
