@@ -168,6 +168,10 @@ int qed_close(QedImage *img, GError **errp);
 /* Write flags */
 enum {
     QED_WRITE_FUA = 1u << 0, /* the data is on stable storage when the call returns */
+    QED_WRITE_ZERO_CLUSTERS = 1u << 1, /* qed_pwrite_zeroes: unallocated clusters become zero
+                                        * clusters (or zeroed data at the ends) even without
+                                        * a backing file, so that a backing file given later
+                                        * (rebase) does not show through */
 };
 
 /* Reads len bytes at offset; the range must lie inside the virtual disk.
@@ -236,13 +240,41 @@ typedef struct QedInfo {
                                     * (names with a protocol prefix as they are) */
     bool format_probed;          /* no format was given and the file probed as raw: tools
                                   * print QEMU's warning when it is writable */
+    uint32_t backing_name_max;   /* bytes: the longest backing file name the header holds
+                                  * (qed_change_backing_file); 0 for raw */
 } QedInfo;
 
 /* Fills *info; its strings belong to img and live until qed_close(). */
 int qed_get_info(QedImage *img, QedInfo *info, GError **errp);
 
-/* The opened backing image, or NULL. Owned by img. */
+/* The opened backing image, or NULL. Owned by img. It may be switched to
+ * read-write with qed_reopen (as qemu-img commit reopens its base: it then
+ * takes the read-write locks); qed_close of img flushes it and marks it clean. */
 QedImage *qed_get_backing(QedImage *img);
+
+/* Rewrites the backing file that the header of a writable image names:
+ * backing_file is stored as given (NULL or "" removes it and clears the
+ * backing-file feature bits), backing_format "raw" sets
+ * BACKING_FORMAT_NO_PROBE, "qed" or NULL let the opener probe. The file is
+ * not opened, and the backing image this handle has open stays until the
+ * image is opened again. The image is flushed first, so data written for
+ * the new backing file is durable before the header names it; a crash
+ * leaves the old name or the new one (docs/design.md). A name longer than
+ * the header area holds (header_size clusters less the 64-byte header, and
+ * at most 4095 bytes, the longest any QED reader takes) fails with -ENOSPC
+ * and the image is unchanged; formats without a backing file (raw) fail
+ * with -ENOTSUP. */
+int qed_change_backing_file(QedImage *img, const char *backing_file,
+                            const char *backing_format, GError **errp);
+
+/* Empties a writable image whose clusters are all in its backing file (after
+ * a commit): every L1 entry cleared, the L2 tables and data clusters dropped,
+ * the file cut back to header + L1, so that every read falls through to the
+ * backing file. The backing chain is flushed first. A crash at any point
+ * leaves the image consistent but for leaks, which read the same data (see
+ * docs/design.md). The backing file must be open (-EINVAL otherwise); no
+ * other request may be in flight; raw images fail with -ENOTSUP. */
+int qed_make_empty(QedImage *img, GError **errp);
 
 /* How a backing name stored in image `filename` is found: absolute names
  * and names with a protocol prefix ("nbd://...", "file:x") as they are,

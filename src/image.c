@@ -424,6 +424,12 @@ int qed_close(QedImage *img, GError **errp)
         return 0;
     }
     int ret = img->drv->shutdown(img, errp);
+    /* A backing image made writable (qed_reopen, for a commit) is flushed
+     * and marked clean too; read-only ones have nothing to do. */
+    for (QedImage *b = img->backing; b; b = b->backing) {
+        int r = b->drv->shutdown(b, ret < 0 ? NULL : errp);
+        ret = ret < 0 ? ret : r;
+    }
     image_free(img);
     return ret;
 }
@@ -503,7 +509,7 @@ int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned fla
     if (ret < 0 || len == 0) {
         return ret;
     }
-    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset), flags, errp,
+    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset, flags), flags, errp,
                         "write zeroes failed");
 }
 
@@ -514,7 +520,7 @@ int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp)
     if (ret < 0 || len == 0) {
         return ret;
     }
-    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset), 0, errp,
+    return finish_write(img, img->drv->pwrite_zeroes(img, len, offset, 0), 0, errp,
                         "discard failed");
 }
 
@@ -641,4 +647,61 @@ int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp
         return -EROFS;
     }
     return img->drv->check(img, fix, result, errp);
+}
+
+/* The checks of a call that changes an image's metadata in place. */
+static int check_writable(QedImage *img, GError **errp)
+{
+    if (img->opts.flags & QED_OPEN_READ_ONLY) {
+        g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
+        return -EROFS;
+    }
+    return 0;
+}
+
+int qed_change_backing_file(QedImage *img, const char *backing_file,
+                            const char *backing_format, GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    int ret = check_writable(img, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (backing_format && strcmp(backing_format, "raw") != 0 &&
+        strcmp(backing_format, "qed") != 0) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "%s: backing format '%s' is not supported (only 'qed' and 'raw')",
+                    img->filename, backing_format);
+        return -EINVAL;
+    }
+    if (!img->drv->change_backing) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' has no backing file",
+                    img->filename, img->drv->format_name);
+        return -ENOTSUP;
+    }
+    if (backing_file && backing_file[0] == '\0') {
+        backing_file = NULL;
+    }
+    return img->drv->change_backing(img, backing_file, backing_format, errp);
+}
+
+int qed_make_empty(QedImage *img, GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    int ret = check_writable(img, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!img->drv->make_empty) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' cannot be emptied",
+                    img->filename, img->drv->format_name);
+        return -ENOTSUP;
+    }
+    if (!img->backing) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "%s: only an image whose backing file is open can be emptied",
+                    img->filename);
+        return -EINVAL;
+    }
+    return img->drv->make_empty(img, errp);
 }

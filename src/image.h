@@ -44,7 +44,8 @@ struct ImageDriver {
     void (*close)(QedImage *img);
     int (*pread)(QedImage *img, void *buf, size_t len, uint64_t offset);
     int (*pwrite)(QedImage *img, const void *buf, size_t len, uint64_t offset);
-    int (*pwrite_zeroes)(QedImage *img, uint64_t len, uint64_t offset);
+    /* flags: QED_WRITE_* (the driver looks at QED_WRITE_ZERO_CLUSTERS only). */
+    int (*pwrite_zeroes)(QedImage *img, uint64_t len, uint64_t offset, unsigned flags);
     int (*flush)(QedImage *img);
     int (*resize)(QedImage *img, uint64_t size, GError **errp);
     int (*block_status)(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext);
@@ -56,6 +57,12 @@ struct ImageDriver {
     int (*reopen)(QedImage *img, bool writable, GError **errp);
     /* Prepare for close: flush and mark clean. Errors are reported. */
     int (*shutdown)(QedImage *img, GError **errp);
+    /* Rewrites the backing file name and format in the header (NULL for
+     * formats without one). */
+    int (*change_backing)(QedImage *img, const char *name, const char *format,
+                          GError **errp);
+    /* Drops every cluster of the image (NULL for formats without metadata). */
+    int (*make_empty)(QedImage *img, GError **errp);
 };
 
 extern const ImageDriver qed_driver;

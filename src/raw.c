@@ -90,8 +90,9 @@ static int raw_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offse
     return ret;
 }
 
-static int raw_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset)
+static int raw_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags)
 {
+    (void)flags; /* a raw file has no clusters */
     RawState *s = img->opaque;
     if (!s || offset >= PROBE_BYTES) {
         return blk_punch_zeroes(img->file, offset, len);

@@ -86,6 +86,8 @@ typedef struct QedState {
 
     char *backing_name;     /* as stored in the header, or NULL */
     char *backing_full;     /* resolved against the image's directory, or NULL */
+    GPtrArray *retired_names; /* alloc_lock; names replaced by qed_change_backing_file,
+                               * kept until close for qed_get_info's callers (g_free) */
 
     pthread_mutex_t alloc_lock;
     pthread_mutex_t lock;
@@ -176,6 +178,17 @@ int qed_find_image_end(QedState *s);
 int qed_reclaim_locked(QedState *s);
 /* The driver's check entry point (qed_check). */
 int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
+
+/* qed-backing-name.c */
+/* The longest backing file name the header area holds (and an open accepts). */
+uint32_t qed_backing_name_max(const QedState *s);
+/* The driver's change_backing entry point (qed_change_backing_file). */
+int qed_drv_change_backing(QedImage *img, const char *name, const char *format,
+                           GError **errp);
+
+/* qed-empty.c */
+/* The driver's make_empty entry point (qed_make_empty). */
+int qed_drv_make_empty(QedImage *img, GError **errp);
 
 /* qed-table.c */
 void qed_header_from_le(QedHeader *h, const uint8_t *buf);

@@ -212,6 +212,7 @@ static void qed_free_state(QedState *s)
     qed_meta_free(&s->meta);
     g_free(s->backing_name);
     g_free(s->backing_full);
+    g_ptr_array_unref(s->retired_names);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->alloc_lock);
     pthread_cond_destroy(&s->l2_loaded);
@@ -260,6 +261,7 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     s->img = img;
     s->file = img->file;
     s->read_only = img->opts.flags & QED_OPEN_READ_ONLY;
+    s->retired_names = g_ptr_array_new_with_free_func(g_free);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->alloc_lock, NULL);
     pthread_cond_init(&s->l2_loaded, NULL);
@@ -576,14 +578,35 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
     return write_range(s, buf, len, pos);
 }
 
+/* Writes zeros over a partial cluster that is unallocated in an image
+ * without a backing file, for QED_WRITE_ZERO_CLUSTERS. */
+static int alloc_zeros(QedState *s, uint64_t len, uint64_t pos)
+{
+    while (len > 0) {
+        pthread_mutex_lock(&s->alloc_lock);
+        int64_t done = qed_alloc_write(s, NULL, pos, len);
+        pthread_mutex_unlock(&s->alloc_lock);
+        if (done < 0) {
+            return (int)done;
+        }
+        pos += (uint64_t)done;
+        len -= (uint64_t)done;
+    }
+    return 0;
+}
+
 /* Whole clusters become zero clusters under a backing file, and unallocated
  * without one; the partial clusters at the ends are zeroed in place (or,
- * unallocated under a backing file, copied on write with zeros). A data
- * cluster given up this way is leaked until close reclaims it. */
-static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
+ * unallocated under a backing file, copied on write with zeros). With
+ * QED_WRITE_ZERO_CLUSTERS, unallocated clusters are zeroed as under a
+ * backing file. A data cluster given up this way is leaked until close
+ * reclaims it. */
+static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsigned flags)
 {
     QedState *s = qed_state(img);
-    uint64_t want = s->img->backing ? QED_L2_ENTRY_ZERO : 0;
+    /* Whether unallocated clusters may read differently later. */
+    bool shadowed = s->img->backing || (flags & QED_WRITE_ZERO_CLUSTERS);
+    uint64_t want = shadowed ? QED_L2_ENTRY_ZERO : 0;
     if (blk_failed(s->file)) {
         return -EIO;
     }
@@ -596,7 +619,7 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
         uint64_t n = ext.length;
         bool whole = qed_offset_into_cluster(s, pos) == 0 && n >= s->cluster_size;
         bool reads_zero = ext.type == QED_EXTENT_ZERO ||
-                          (ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing);
+                          (ext.type == QED_EXTENT_UNALLOCATED && !shadowed);
         if (whole && !reads_zero) {
             n = qed_start_of_cluster(s, n);
             pthread_mutex_lock(&s->alloc_lock);
@@ -619,7 +642,9 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos)
             /* A partial cluster: zeroed in place, or copied on write with
              * zeros from under a backing file. */
             n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
-            ret = write_range(s, NULL, n, pos);
+            ret = ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing
+                      ? alloc_zeros(s, n, pos)
+                      : write_range(s, NULL, n, pos);
         }
         if (ret < 0) {
             return ret;
@@ -693,6 +718,7 @@ static void qed_drv_get_info(QedImage *img, QedInfo *info)
     info->autoclear_features = s->header.autoclear_features;
     info->need_check = s->header.features & QED_F_NEED_CHECK;
     pthread_mutex_unlock(&s->lock);
+    info->backing_name_max = qed_backing_name_max(s);
     info->backing_file = s->backing_name;
     info->backing_file_full = s->backing_full;
     info->backing_format =
@@ -792,4 +818,6 @@ const ImageDriver qed_driver = {
     .check = qed_driver_check,
     .shutdown = qed_drv_shutdown,
     .reopen = qed_drv_reopen,
+    .change_backing = qed_drv_change_backing,
+    .make_empty = qed_drv_make_empty,
 };

@@ -17,9 +17,12 @@
 
 /* New commands (check, convert, map, compare, resize...) go here. */
 static const ImgCommand *const commands[] = {
+    &img_amend_command,
     &img_check_command,
+    &img_commit_command,
     &img_create_command,
     &img_info_command,
+    &img_rebase_command,
 };
 
 static void report(const char *fmt, va_list ap)
@@ -137,6 +140,12 @@ bool img_parse_cache(const char *mode, unsigned *flags)
 G_NORETURN void img_refuse_image_opts(void)
 {
     img_error("--image-opts is not supported: name the image file (and give -f fmt) instead");
+    exit(EXIT_FAILURE);
+}
+
+G_NORETURN void img_refuse_object(void)
+{
+    img_error("--object is not supported: qed-img defines no objects (secrets, TLS)");
     exit(EXIT_FAILURE);
 }
 
