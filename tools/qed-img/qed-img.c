@@ -17,6 +17,7 @@
 /* New commands (check, convert, map, compare, resize...) go here. */
 static const ImgCommand *const commands[] = {
     &img_check_command,
+    &img_convert_command,
     &img_create_command,
     &img_info_command,
 };
@@ -118,7 +119,7 @@ bool img_parse_cache(const char *mode, unsigned *flags)
         unsigned flags;
     } modes[] = {
         { "writeback", 0 },
-        { "unsafe", 0 },
+        { "unsafe", QED_OPEN_NO_FLUSH },
         { "none", QED_OPEN_DIRECT },
         { "off", QED_OPEN_DIRECT },
         { "directsync", QED_OPEN_DIRECT | QED_OPEN_WRITETHROUGH },
