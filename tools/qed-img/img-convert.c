@@ -66,10 +66,13 @@ typedef struct Convert {
     uint64_t rate_limit; /* bytes per second, 0 for none */
     unsigned workers;
 
-    /* lock guards everything below; turn is signalled when write_pos moves
-     * or an error stops the copy. */
+    /* lock guards everything below. A worker that waits for its turn to
+     * write waits on its own turn[i] with waiting_for[i] set to its
+     * position; the writer that moves write_pos there wakes it alone (and
+     * an error wakes all). */
     pthread_mutex_t lock;
-    pthread_cond_t turn;
+    pthread_cond_t turn[CONVERT_MAX_WORKERS];
+    uint64_t waiting_for[CONVERT_MAX_WORKERS]; /* UINT64_MAX: not waiting */
     uint64_t next;       /* the first byte no worker has taken yet */
     uint64_t status_end; /* the end of the run whose status is status */
     RunStatus status;
@@ -253,7 +256,9 @@ static void fail_locked(Convert *c, int ret, char *message)
     } else {
         g_free(message);
     }
-    pthread_cond_broadcast(&c->turn);
+    for (unsigned i = 0; i < c->workers; i++) {
+        pthread_cond_signal(&c->turn[i]);
+    }
 }
 
 static int read_request(Convert *c, uint8_t *buf, uint64_t pos, uint64_t len, char **message)
@@ -331,9 +336,15 @@ static int write_request(Convert *c, const uint8_t *buf, uint64_t pos, uint64_t 
     return ret;
 }
 
+typedef struct Worker {
+    Convert *c;
+    unsigned index;
+} Worker;
+
 static void *convert_worker(void *opaque)
 {
-    Convert *c = opaque;
+    Convert *c = ((Worker *)opaque)->c;
+    unsigned me = ((Worker *)opaque)->index;
     /* aligned for O_DIRECT (-t none, -T none) */
     uint8_t *buf = NULL;
     if (posix_memalign((void **)&buf, 4096, CONVERT_BUF_BYTES) != 0) {
@@ -377,9 +388,11 @@ static void *convert_worker(void *opaque)
         }
 
         pthread_mutex_lock(&c->lock);
+        c->waiting_for[me] = pos;
         while (c->in_order && c->write_pos != pos && c->ret == 0) {
-            pthread_cond_wait(&c->turn, &c->lock);
+            pthread_cond_wait(&c->turn[me], &c->lock);
         }
+        c->waiting_for[me] = UINT64_MAX;
         bool go = c->ret == 0 && ret == 0;
         pthread_mutex_unlock(&c->lock);
 
@@ -392,7 +405,12 @@ static void *convert_worker(void *opaque)
             fail_locked(c, ret, message);
         }
         c->write_pos = pos + len;
-        pthread_cond_broadcast(&c->turn);
+        for (unsigned i = 0; i < c->workers; i++) {
+            if (c->waiting_for[i] == c->write_pos) {
+                pthread_cond_signal(&c->turn[i]);
+                break;
+            }
+        }
         pthread_mutex_unlock(&c->lock);
     }
     free(buf);
@@ -427,12 +445,17 @@ static int convert_copy(Convert *c)
     c->start_us = g_get_monotonic_time();
 
     pthread_t threads[CONVERT_MAX_WORKERS];
+    Worker workers[CONVERT_MAX_WORKERS];
     unsigned started = 0;
+    pthread_mutex_lock(&c->lock); /* (the workers see all of them started) */
     for (; started < c->workers; started++) {
-        if (pthread_create(&threads[started], NULL, convert_worker, c) != 0) {
+        workers[started] = (Worker){ c, started };
+        if (pthread_create(&threads[started], NULL, convert_worker, &workers[started]) != 0) {
             break;
         }
     }
+    c->workers = started;
+    pthread_mutex_unlock(&c->lock);
     if (started == 0) {
         c->error = g_strdup("Could not start a thread for the copy");
         return -EAGAIN;
@@ -655,7 +678,9 @@ static void convert_free(Convert *c)
     g_free(c->src);
     g_free(c->error);
     pthread_mutex_destroy(&c->lock);
-    pthread_cond_destroy(&c->turn);
+    for (unsigned i = 0; i < CONVERT_MAX_WORKERS; i++) {
+        pthread_cond_destroy(&c->turn[i]);
+    }
 }
 
 static int img_convert(int argc, char **argv)
@@ -815,7 +840,10 @@ static int img_convert(int argc, char **argv)
     }
 
     pthread_mutex_init(&c.lock, NULL);
-    pthread_cond_init(&c.turn, NULL);
+    for (unsigned i = 0; i < CONVERT_MAX_WORKERS; i++) {
+        pthread_cond_init(&c.turn[i], NULL);
+        c.waiting_for[i] = UINT64_MAX;
+    }
     c.nsrc = (size_t)nsrc;
     c.src = g_new0(Source, c.nsrc);
     img_progress_init(a.progress, 1.0);
