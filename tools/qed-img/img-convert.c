@@ -47,6 +47,7 @@ typedef struct Source {
     const char *name;
     QedImage *img;
     uint64_t size;
+    uint64_t alignment; /* bytes: its cluster size, or a sector for raw */
 } Source;
 
 typedef struct Convert {
@@ -57,7 +58,6 @@ typedef struct Convert {
     bool target_has_backing;
     int64_t target_backing_size; /* -1 when unknown or not needed */
     bool has_zero_init;          /* the target reads as zeros where nothing is written */
-    bool copy_offload;           /* -C: data runs are written whole, zeros too */
     uint64_t min_sparse;         /* -S in bytes; 0 writes every byte */
     uint64_t alignment;          /* bytes that zero detection aligns to (a power of 2) */
     bool in_order;               /* no -W */
@@ -146,6 +146,15 @@ static int source_status(const Convert *c, uint64_t pos, uint64_t len, RunStatus
     }
     if (st == RUN_ZERO && post_backing_zero) {
         st = RUN_BACKING;
+    }
+    /* Whole sectors (a raw file may end inside one, which reads as zeros),
+     * and, as qemu-img, a run that does not end on a boundary of the
+     * source's clusters stops at the last one, so that a request reads
+     * whole clusters: this also decides where requests split. */
+    len = MIN((len + SECTOR - 1) / SECTOR * SECTOR, src->size - off);
+    uint64_t tail = (off + len) % src->alignment;
+    if (len > tail) {
+        len -= tail;
     }
     *status = st;
     *run = len;
@@ -312,7 +321,7 @@ static int write_request(Convert *c, const uint8_t *buf, uint64_t pos, uint64_t 
         uint64_t n = len;
         bool zeros = status == RUN_ZERO;
         if (status == RUN_DATA) {
-            if (c->min_sparse == 0 || c->copy_offload || find_data(c, buf, len, pos, &n)) {
+            if (c->min_sparse == 0 || find_data(c, buf, len, pos, &n)) {
                 ret = qed_pwrite(c->target, buf, n, pos, 0, &err);
                 if (ret == 0 && c->rate_limit) {
                     throttle(c, n);
@@ -534,6 +543,12 @@ static bool open_sources(Convert *c, const ConvertArgs *a, char **names)
             return false;
         }
         c->src[i].size = qed_get_size(c->src[i].img);
+        QedInfo info;
+        if (qed_get_info(c->src[i].img, &info, NULL) == 0 && info.cluster_size > SECTOR) {
+            c->src[i].alignment = info.cluster_size;
+        } else {
+            c->src[i].alignment = SECTOR;
+        }
         c->total += c->src[i].size;
     }
     return true;
@@ -601,7 +616,11 @@ static bool create_target(Convert *c, const ConvertArgs *a, const char *options,
         return false;
     }
     if (img_create_with_options(out_filename, a->out_fmt, opts, QED_LOCKING_AUTO, &err) < 0) {
-        img_error("%s: error while converting %s: %s", out_filename, a->out_fmt, err->message);
+        /* qemu-img names the file once, in front */
+        g_autofree char *named = g_strconcat(out_filename, ": ", NULL);
+        const char *msg = g_str_has_prefix(err->message, named) ? err->message + strlen(named)
+                                                                : err->message;
+        img_error("%s: error while converting %s: %s", out_filename, a->out_fmt, msg);
         g_error_free(err);
         return false;
     }
@@ -830,7 +849,6 @@ static int img_convert(int argc, char **argv)
         img_error("Must specify image file name");
         return 1;
     }
-    c.copy_offload = a.copy_offload;
     if (c.quiet) {
         a.progress = false;
     }
@@ -934,8 +952,8 @@ const ImgCommand img_convert_command = {
         "  -m num_coroutines the requests in flight, 1 to 16 (default 8)\n"
         "  -W                write out of order (the layout of a QED target then varies)\n"
         "  -r rate_limit     write at most this many bytes per second\n"
-        "  -C                accepted (no copy offloading here): data runs are copied\n"
-        "                    whole, their zeros included\n"
+        "  -C                accepted; there is no copy offloading, so the copy is the\n"
+        "                    same as without -C (as qemu-img falls back for qed)\n"
         "  --salvage         read what can be read: sectors that fail read as zeros\n"
         "  -U                open the sources without locking out their writers\n"
         "  -p                show the progress of the copy\n"

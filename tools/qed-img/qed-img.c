@@ -19,7 +19,9 @@ static const ImgCommand *const commands[] = {
     &img_check_command,
     &img_convert_command,
     &img_create_command,
+    &img_dd_command,
     &img_info_command,
+    &img_measure_command,
 };
 
 static void report(const char *fmt, va_list ap)
