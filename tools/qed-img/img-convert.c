@@ -966,7 +966,7 @@ const ImgCommand img_convert_command = {
         "Exit status: 0 when the copy is complete, 1 on any error.\n"
         "\n"
         "Examples:\n"
-        "  qed-img convert -O qed disk.raw disk.qed\n"
-        "  qed-img convert -p -O raw disk.qed disk.raw\n"
+        "  qed-img convert -O raw disk.qed disk.raw\n"
+        "  qed-img convert -p -O qed disk.raw copy.qed\n"
         "  qed-img convert -O qed -o cluster_size=1M disk.qed big-clusters.qed\n",
 };

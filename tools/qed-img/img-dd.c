@@ -226,5 +226,5 @@ const ImgCommand img_dd_command = {
         "\n"
         "Examples:\n"
         "  qed-img dd -O qed bs=1M count=16 if=disk.raw of=head.qed\n"
-        "  qed-img dd bs=64k skip=2 if=disk.qed of=tail.raw\n",
+        "  qed-img dd bs=64k count=4 skip=2 if=disk.qed of=part.raw\n",
 };

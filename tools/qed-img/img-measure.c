@@ -269,8 +269,8 @@ out:
 const ImgCommand img_measure_command = {
     .name = "measure",
     .run = img_measure,
-    .synopsis = "[--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] "
-                "[--image-opts] [-f fmt] [-l snapshot_param] filename]",
+    .synopsis = "[--output=ofmt] [-O output_fmt] [-o options] (--size N | [--object objectdef] "
+                "[--image-opts] [-f fmt] [-l snapshot_param] filename)",
     .summary = "Tell how large a converted image will be.",
     .help =
         "Print the size of the file that 'qed-img convert -O OUTPUT_FMT' writes for\n"
