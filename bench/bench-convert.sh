@@ -6,8 +6,8 @@
 # image (made by qemu-img convert). Cases qed->qed, qed->raw, raw->qed, each
 # with both tools' default cache modes (target "unsafe": no flush; source
 # "writeback") and, with CACHE_NONE=1, also with -t none. Each target is
-# removed, and the page cache written back (sync), before its run; the
-# tools alternate; each time is the median of
+# removed, and the page cache written back (sync), before its run; which
+# tool runs first alternates; each time is the median of
 # RUNS runs after one warm-up run each, with the sources in the page cache.
 # Prints the medians and the ratio qemu-img/qed-img (above 1: qed-img is
 # faster), and checks that both results compare identical.
@@ -42,6 +42,7 @@ with open(sys.argv[1], 'wb') as f:
         data = not data
 PY
 qemu-img convert -f raw -O qed "$work/src.raw" "$work/src.qed"
+sync
 echo "source: 2 GiB virtual, $(du -m "$work/src.raw" | cut -f1) MiB of random data" \
      "in 64k-1M runs between holes; $(nproc) CPUs; $(uname -r)"
 
@@ -54,7 +55,9 @@ run_case() {
     local tq=$work/out-qemu tl=$work/out-qed
     local -a tq_times=() tl_times=()
     for i in $(seq 0 "$RUNS"); do
-        for tool in qemu-img "$QED_IMG"; do
+        local order="qemu-img $QED_IMG"
+        [ $((i % 2)) -eq 0 ] || order="$QED_IMG qemu-img" # who goes first alternates
+        for tool in $order; do
             local out=$tq
             [ "$tool" = qemu-img ] || out=$tl
             rm -f "$out"

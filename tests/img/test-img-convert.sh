@@ -81,6 +81,22 @@ for flags in "" "--target-is-zero"; do
     qemu-img compare -q -f qed -F qed q/out.img o/out.img || mismatch "convert -n $flags: differ"
     (cd o && qemu-img check -q out.img) >&2 || mismatch "convert -n $flags: check failed"
 done
+# -n -B: the target's backing file shows where the source's top is unallocated
+for d in q o; do
+    qemu-img create -q -f qed -b mid.qed -F qed "$d/out.img" 7M
+done
+compare_runs q o convert -n -B mid.qed -O qed top.qed out.img
+qemu-img compare -q -f qed -F qed q/out.img o/out.img || mismatch "convert -n -B: differ"
+(cd q && qemu-img map --output=json out.img) >q.map
+(cd o && qemu-img map --output=json out.img) >o.map
+diff -u q.map o.map >&2 || mismatch "convert -n -B: allocated differently"
+# ... and --target-is-zero is refused there (qemu-img then exits 0: docs/qed-img.md)
+set +e
+(cd o && "$QED_IMG" convert -n --target-is-zero -B mid.qed -O qed top.qed out.img) 2>err.txt
+status=$?
+set -e
+[ "$status" -eq 1 ] && grep -q "^qed-img: Cannot use --target-is-zero when" err.txt ||
+    mismatch "convert -n --target-is-zero -B: exit $status, $(cat err.txt)"
 for d in q o; do
     head -c 8M /dev/zero | tr '\0' 'x' >"$d/out.img"
 done

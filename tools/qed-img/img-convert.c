@@ -11,9 +11,10 @@
  * which are not written (a fresh target without a backing file reads zeros)
  * or written as zeros (zero clusters, holes in a raw file). -m threads each
  * take the next request, read it while the others write, and by default
- * write in the order of the disk, so that a QED target gets qemu-img's layout
- * (each request's clusters, then a new L2 table after the first request that
- * needs it). The target is opened with qemu-img's default cache, "unsafe":
+ * write a QED target in the order of the disk, so that it gets qemu-img's
+ * layout (each request's clusters, then a new L2 table after the first
+ * request that needs it); a raw target, the same in any order, is written
+ * as the requests come. The target is opened with qemu-img's default cache, "unsafe":
  * no flushes (QED_OPEN_NO_FLUSH), as a failed copy is thrown away.
  */
 #include "qed-img.h"
@@ -256,7 +257,8 @@ static bool find_data(const Convert *c, const uint8_t *buf, uint64_t len, uint64
 
 /* -------------------------------------------------------------- the copy */
 
-/* Records the first error (message taken from err, or made from fmt). */
+/* Records the first error and its message (taken over), and wakes every
+ * waiting worker so that they stop. Called with lock held. */
 static void fail_locked(Convert *c, int ret, char *message)
 {
     if (c->ret == 0) {
@@ -315,6 +317,7 @@ static int write_request(Convert *c, const uint8_t *buf, uint64_t pos, uint64_t 
                          RunStatus status, char **message)
 {
     GError *err = NULL;
+    uint64_t start = pos;
     int ret = 0;
 
     while (len > 0 && ret == 0) {
@@ -338,7 +341,7 @@ static int write_request(Convert *c, const uint8_t *buf, uint64_t pos, uint64_t 
         len -= n;
     }
     if (ret < 0) {
-        *message = g_strdup_printf("error while writing at byte %" PRIu64 ": %s", pos,
+        *message = g_strdup_printf("error while writing at byte %" PRIu64 ": %s", start,
                                    err ? err->message : g_strerror(-ret));
         g_clear_error(&err);
     }
@@ -642,9 +645,15 @@ static bool open_target(Convert *c, const ConvertArgs *a, const char *out_filena
         g_error_free(err);
         return false;
     }
+    /* Order only decides where a QED target puts clusters: a raw one is the
+     * same whatever the order, so its writes overlap (with -t none, they
+     * wait for the disk in parallel). */
+    QedInfo info;
+    if (qed_get_info(c->target, &info, NULL) == 0 && strcmp(info.format, "raw") == 0) {
+        c->in_order = false;
+    }
     QedImage *backing = qed_get_backing(c->target);
     if (a->skip_create) {
-        c->target_has_backing = backing != NULL;
         if (qed_get_size(c->target) < c->total) {
             img_error("output file is smaller than input file");
             return false;
@@ -882,10 +891,22 @@ static int img_convert(int argc, char **argv)
     }
     if (ok && !a.skip_create) {
         ok = create_target(&c, &a, options, out_filename);
-    } else if (ok && (a.compressed || a.bitmaps)) {
-        img_error(a.compressed ? "Compression not supported for this file format"
-                               : "Source lacks bitmap support");
-        ok = false;
+    } else if (ok) {
+        /* -B with -n: the target's backing file is taken to be there */
+        c.target_has_backing = a.out_baseimg != NULL;
+        if (c.has_zero_init && c.target_has_backing) {
+            img_error("Cannot use --target-is-zero when the destination image has a backing "
+                      "file");
+            ok = false;
+        } else if (c.nsrc > 1 && c.target_has_backing) {
+            img_error("Having a backing file for the target makes no sense when concatenating "
+                      "multiple input images");
+            ok = false;
+        } else if (a.compressed || a.bitmaps) {
+            img_error(a.compressed ? "Compression not supported for this file format"
+                                   : "Source lacks bitmap support");
+            ok = false;
+        }
     }
     ok = ok && open_target(&c, &a, out_filename);
     if (ok && convert_copy(&c) < 0) {
@@ -927,8 +948,8 @@ const ImgCommand img_convert_command = {
         "Zeros are not copied: a run of at least -S bytes of zeros (4k by default) is\n"
         "left unallocated in a new target without a backing file, and otherwise\n"
         "written as zeros (a zero cluster in QED, a hole in a raw file). Sources are\n"
-        "read in requests of at most 2 MiB by several threads at once (-m) while the\n"
-        "target is written in order (unless -W).\n"
+        "read in requests of at most 2 MiB by several threads at once (-m); a QED\n"
+        "target is written in the order of the disk (unless -W), for qemu-img's layout.\n"
         "\n"
         "Options:\n"
         "  -f fmt            the format of the sources, 'qed' or 'raw' (else probed)\n"
