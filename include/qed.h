@@ -90,6 +90,9 @@ enum {
                                           * a symlink or ".." lead out of it */
     QED_OPEN_BACKING_BLOCK_DEVICES = 1u << 7, /* a backing file may be a block device; without
                                                * it only regular files are accepted */
+    QED_OPEN_NO_FLUSH = 1u << 8, /* cache=unsafe: flushes of the image file do nothing, so a
+                                  * crash may leave it inconsistent or lose data; for a copy
+                                  * that is thrown away when it fails (qemu-img convert) */
 };
 
 typedef struct QedOpenOptions {

@@ -247,6 +247,7 @@ static QedImage *image_open(const char *filename, const char *format,
         return NULL;
     }
     BlkDev *file = blk_file_new(fd, filename, blk_flags);
+    file->no_flush = opts->flags & QED_OPEN_NO_FLUSH;
     return open_on(file, filename, format, opts, depth, chain, confine, confined_path, errp);
 }
 

@@ -71,7 +71,7 @@ int blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag
 
 int blk_flush(BlkDev *dev)
 {
-    if (dev->read_only) {
+    if (dev->read_only || dev->no_flush) {
         return 0;
     }
     if (blk_failed(dev)) {

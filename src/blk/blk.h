@@ -92,6 +92,7 @@ struct BlkDev {
      * written (blk.c fails them with -EIO); reads go on. Only a new open
      * clears it. Set and read atomically. */
     bool failed;
+    bool no_flush;          /* cache=unsafe: blk_flush does nothing (set at open) */
     BlkStats stats;         /* updated atomically by blk.c */
 };
 

@@ -23,10 +23,10 @@ assert_help() {
 
 assert_help "$QED_IMG" --help
 assert_help "$QED_IMG" -h
-for cmd in create info; do
+for cmd in create info convert measure dd; do
     grep -q "^  $cmd " out.txt || fail "--help does not list $cmd"
 done
-for cmd in create info; do
+for cmd in create info convert measure dd; do
     assert_help "$QED_IMG" "$cmd" --help
     assert_help "$QED_IMG" "$cmd" -h
     head -n 1 out.txt | grep -q "^usage: qed-img $cmd " || fail "$cmd -h: wrong usage line"
@@ -42,7 +42,7 @@ done
 
 # The examples of each help text, run in order as written.
 qemu-img create -q -f raw base.raw 1M
-for cmd in create info; do
+for cmd in create info convert measure dd; do
     "$QED_IMG" "$cmd" --help | sed -n '/^Examples:/,$p' | sed -n 's/^  qed-img //p' >examples.txt
     [ -s examples.txt ] || fail "$cmd --help: no example found"
     while read -r example; do

@@ -459,3 +459,23 @@ const ImgCommand img_create_command = {
         "  qed-img create -f qed -b base.raw -F raw overlay.qed\n"
         "  qed-img create -f qed -o cluster_size=1M,table_size=16 big.qed 1P\n",
 };
+
+/* ------------------------------------------------ for convert and measure */
+
+const ImgOptDesc *img_create_options(const char *fmt)
+{
+    const CreateFormat *format = find_format(fmt);
+    return format ? format->options : NULL;
+}
+
+int img_create_with_options(const char *filename, const char *fmt, const ImgOpts *opts,
+                            QedLocking locking, GError **errp)
+{
+    const CreateFormat *format = find_format(fmt);
+    if (!format) {
+        g_set_error(errp, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "Unknown file format '%s'",
+                    fmt);
+        return -EINVAL;
+    }
+    return format->create(filename, opts, locking, errp);
+}

@@ -34,8 +34,7 @@ void img_progress_print(double delta, double max)
     if (!progress.enabled) {
         return;
     }
-    double current = max == 0 ? progress.current + delta
-                              : progress.current + delta / 100 * max;
+    double current = max == 0 ? delta : progress.current + delta / 100 * max;
     if (current > 100) {
         current = 100;
     }

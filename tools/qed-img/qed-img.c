@@ -15,13 +15,16 @@
 
 #include "locking.h"
 
-/* New commands (check, convert, map, compare, resize...) go here. */
+/* In the order of qemu-img's command list. */
 static const ImgCommand *const commands[] = {
     &img_amend_command,
     &img_check_command,
     &img_commit_command,
+    &img_convert_command,
     &img_create_command,
+    &img_dd_command,
     &img_info_command,
+    &img_measure_command,
     &img_rebase_command,
 };
 
@@ -122,7 +125,7 @@ bool img_parse_cache(const char *mode, unsigned *flags)
         unsigned flags;
     } modes[] = {
         { "writeback", 0 },
-        { "unsafe", 0 },
+        { "unsafe", QED_OPEN_NO_FLUSH },
         { "none", QED_OPEN_DIRECT },
         { "off", QED_OPEN_DIRECT },
         { "directsync", QED_OPEN_DIRECT | QED_OPEN_WRITETHROUGH },

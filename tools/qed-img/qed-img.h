@@ -32,9 +32,12 @@ typedef struct ImgCommand {
 extern const ImgCommand img_amend_command;
 extern const ImgCommand img_check_command;
 extern const ImgCommand img_commit_command;
+extern const ImgCommand img_convert_command;
 extern const ImgCommand img_create_command;
+extern const ImgCommand img_dd_command;
 extern const ImgCommand img_info_command;
 extern const ImgCommand img_rebase_command;
+extern const ImgCommand img_measure_command;
 
 /* Prints "qed-img: " and the message to stderr, as qemu-img's error_report. */
 void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -129,6 +132,16 @@ uint64_t img_opts_get_size(const ImgOpts *opts, const char *name, uint64_t def);
 /* "name=value name2=value2" for every option that is set or has a default,
  * in description order: the tail of qemu-img's "Formatting" line. */
 char *img_opts_to_string(const ImgOpts *opts);
+
+/* ------------------------------------------------------------ img-create.c */
+
+/* The -o descriptions of format fmt ("qed" or "raw"), NULL for another. */
+const ImgOptDesc *img_create_options(const char *fmt);
+/* Writes a new image of format fmt as `create` does with the -o values in
+ * opts (parsed against img_create_options(fmt)); no "Formatting" line. The
+ * QED_ERROR messages name the file, the others do not. */
+int img_create_with_options(const char *filename, const char *fmt, const ImgOpts *opts,
+                            QedLocking locking, GError **errp);
 
 /* ------------------------------------------------------------- img-json.c */
 
