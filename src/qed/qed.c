@@ -642,8 +642,10 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     pthread_mutex_lock(&s->alloc_lock);
     int ret = 0;
     if (size < s->header.image_size) {
-        g_set_error(errp, QED_ERROR, ENOTSUP, "Shrinking images is currently not supported");
-        ret = -ENOTSUP;
+        ret = qed_shrink_locked(s, size); /* (qed-shrink.c) */
+        if (ret < 0) {
+            ret = image_error(img, errp, ret, "Failed to shrink the image");
+        }
         goto out;
     }
     /* The L1 entries the new size reaches are in memory already (the whole

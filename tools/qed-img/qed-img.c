@@ -19,6 +19,7 @@ static const ImgCommand *const commands[] = {
     &img_check_command,
     &img_create_command,
     &img_info_command,
+    &img_resize_command,
 };
 
 static void report(const char *fmt, va_list ap)
@@ -136,6 +137,13 @@ bool img_parse_cache(const char *mode, unsigned *flags)
 G_NORETURN void img_refuse_image_opts(void)
 {
     img_error("--image-opts is not supported: name the image file (and give -f fmt) instead");
+    exit(EXIT_FAILURE);
+}
+
+G_NORETURN void img_refuse_object(void)
+{
+    img_error("--object is not supported: qed-img has no QEMU objects (secrets, TLS "
+              "credentials, throttle groups) and QED images need none");
     exit(EXIT_FAILURE);
 }
 

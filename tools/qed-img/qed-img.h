@@ -31,6 +31,7 @@ typedef struct ImgCommand {
 extern const ImgCommand img_check_command;
 extern const ImgCommand img_create_command;
 extern const ImgCommand img_info_command;
+extern const ImgCommand img_resize_command;
 
 /* Prints "qed-img: " and the message to stderr, as qemu-img's error_report. */
 void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -50,6 +51,8 @@ bool img_parse_locking(const char *arg, QedLocking *mode);
 bool img_parse_cache(const char *mode, unsigned *flags);
 /* The answer to --image-opts, which qed-img does not take: an error, exit 1. */
 G_NORETURN void img_refuse_image_opts(void);
+/* The answer to --object, which qed-img does not take: an error, exit 1. */
+G_NORETURN void img_refuse_object(void);
 
 /* Prints the help of one command to stdout and exits with status 0. */
 G_NORETURN void img_command_help(const ImgCommand *cmd);
