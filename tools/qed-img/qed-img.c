@@ -19,6 +19,7 @@ static const ImgCommand *const commands[] = {
     &img_check_command,
     &img_create_command,
     &img_info_command,
+    &img_map_command,
     &img_resize_command,
 };
 

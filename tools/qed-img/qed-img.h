@@ -31,6 +31,7 @@ typedef struct ImgCommand {
 extern const ImgCommand img_check_command;
 extern const ImgCommand img_create_command;
 extern const ImgCommand img_info_command;
+extern const ImgCommand img_map_command;
 extern const ImgCommand img_resize_command;
 
 /* Prints "qed-img: " and the message to stderr, as qemu-img's error_report. */
