@@ -2,18 +2,9 @@
 /*
  * qed-img map: the allocation map of an image through its backing chain,
  * with the ranges, depth, flags and offsets of `qemu-img map`, in its human
- * and JSON layouts.
- *
- * Design notes, how a range is described (QEMU's block status rules):
- * - A data cluster of a QED image: data, present, the offset in its file.
- * - A zero cluster: zero, present, no offset.
- * - An unallocated cluster falls through to the backing image (depth + 1);
- *   without one, or past its end, it is zero and not present, at the depth
- *   where it was found.
- * - A raw image maps itself: data where its file has data, zero in holes,
- *   both present with the offset (the same as the virtual one).
- * Neighbouring ranges whose every field agrees (and whose offsets follow on)
- * are merged, as qemu-img does.
+ * and JSON layouts. How one range is described is img-status.c's job;
+ * neighbouring ranges whose every field agrees (and whose offsets follow
+ * on) are merged here, as qemu-img does.
  */
 #include "qed-img.h"
 
@@ -25,65 +16,6 @@
 #include <qed.h>
 
 #include "units.h"
-
-typedef struct MapEntry {
-    int64_t start;
-    int64_t length;
-    bool data;
-    bool zero;
-    bool present;
-    bool has_offset;
-    int64_t offset;
-    int64_t depth;
-    const char *filename; /* with has_offset: the file the offset is in (owned by the image) */
-} MapEntry;
-
-/* Describes the range at offset (at most bytes long) by walking down the
- * backing chain from img. */
-static int get_block_status(QedImage *img, int64_t offset, int64_t bytes, MapEntry *e,
-                            GError **errp)
-{
-    int64_t depth = 0;
-    for (;;) {
-        QedInfo info;
-        QedExtent ext;
-        int ret = qed_get_info(img, &info, errp);
-        if (ret == 0) {
-            ret = qed_block_status(img, (uint64_t)bytes, (uint64_t)offset, &ext, errp);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-        bool raw = strcmp(info.format, "raw") == 0;
-        *e = (MapEntry){
-            .start = offset,
-            .length = (int64_t)ext.length,
-            .depth = depth,
-        };
-        if (ext.type == QED_EXTENT_DATA || (raw && ext.type == QED_EXTENT_ZERO)) {
-            e->data = ext.type == QED_EXTENT_DATA;
-            e->zero = !e->data;
-            e->present = true;
-            e->has_offset = true;
-            e->offset = raw ? offset : (int64_t)ext.file_offset;
-            e->filename = info.filename;
-            return 0;
-        }
-        if (ext.type == QED_EXTENT_ZERO) {
-            e->zero = true;
-            e->present = true;
-            return 0;
-        }
-        QedImage *backing = qed_get_backing(img);
-        if (!backing || (uint64_t)offset >= qed_get_size(backing)) {
-            e->zero = true; /* reads as zeros, from no image */
-            return 0;
-        }
-        bytes = MIN((int64_t)ext.length, (int64_t)(qed_get_size(backing) - (uint64_t)offset));
-        img = backing;
-        depth++;
-    }
-}
 
 static bool entry_mergeable(const MapEntry *curr, const MapEntry *next)
 {
@@ -245,7 +177,7 @@ static int img_map(int argc, char **argv)
     int ret = 0;
     while (curr.start + curr.length < length) {
         int64_t offset = curr.start + curr.length;
-        ret = get_block_status(img, offset, length - offset, &next, &err);
+        ret = img_map_status(img, offset, length - offset, &next, &err);
         if (ret < 0) {
             img_error("Could not read file metadata: %s", g_strerror(-ret));
             g_clear_error(&err);

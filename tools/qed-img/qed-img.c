@@ -17,6 +17,7 @@
 /* New commands (check, convert, map, compare, resize...) go here. */
 static const ImgCommand *const commands[] = {
     &img_check_command,
+    &img_compare_command,
     &img_create_command,
     &img_info_command,
     &img_map_command,
