@@ -16,12 +16,14 @@
 
 /* New commands (check, convert, map, compare, resize...) go here. */
 static const ImgCommand *const commands[] = {
+    &img_bitmap_command,
     &img_check_command,
     &img_compare_command,
     &img_create_command,
     &img_info_command,
     &img_map_command,
     &img_resize_command,
+    &img_snapshot_command,
 };
 
 static void report(const char *fmt, va_list ap)

@@ -28,12 +28,14 @@ typedef struct ImgCommand {
     const char *help;     /* the full description, man-page style */
 } ImgCommand;
 
+extern const ImgCommand img_bitmap_command;
 extern const ImgCommand img_check_command;
 extern const ImgCommand img_compare_command;
 extern const ImgCommand img_create_command;
 extern const ImgCommand img_info_command;
 extern const ImgCommand img_map_command;
 extern const ImgCommand img_resize_command;
+extern const ImgCommand img_snapshot_command;
 
 /* Prints "qed-img: " and the message to stderr, as qemu-img's error_report. */
 void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
