@@ -196,7 +196,7 @@ const ImgCommand img_bitmap_command = {
     .synopsis = "(--merge source | --add | --remove | --clear | --enable | --disable)... "
                 "[-b source_file [-F source_fmt]] [-g granularity] [--object objectdef] "
                 "[--image-opts | -f fmt] filename bitmap",
-    .summary = "Change persistent dirty bitmaps (QED and raw have none).",
+    .summary = "Persistent dirty bitmaps (QED and raw images have none).",
     .help =
         "QED and raw images cannot store persistent dirty bitmaps (QEMU keeps them\n"
         "only in qcow2 images). This command takes the syntax of qemu-img bitmap,\n"
@@ -222,5 +222,9 @@ const ImgCommand img_bitmap_command = {
         "  --image-opts         refused: name the image file instead\n"
         "  -h, --help           display this help and exit\n"
         "\n"
-        "Exit status: 1 (no action can succeed on a QED or raw image).\n",
+        "Exit status: 1 (no action can succeed on a QED or raw image).\n"
+        "\n"
+        "Examples (each fails, as with qemu-img):\n"
+        "  qed-img bitmap --add -g 64k disk.qed b0\n"
+        "  qed-img bitmap --merge b1 -b other.qed -F qed disk.qed b0\n",
 };

@@ -348,6 +348,6 @@ const ImgCommand img_compare_command = {
         "could not be found, 4 a read failed.\n"
         "\n"
         "Examples:\n"
-        "  qed-img compare disk.qed disk.raw\n"
-        "  qed-img compare -q -f qed -F raw disk.qed disk.raw && echo same\n",
+        "  qed-img compare overlay.qed base.raw\n"
+        "  qed-img compare -q -s -f qed -F qed disk.qed disk.qed\n",
 };

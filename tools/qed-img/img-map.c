@@ -241,6 +241,6 @@ const ImgCommand img_map_command = {
         "Exit status: 0 on success, 1 on any error.\n"
         "\n"
         "Examples:\n"
-        "  qed-img map disk.qed\n"
-        "  qed-img map --output=json --start-offset=1G --max-length=64M disk.qed\n",
+        "  qed-img map overlay.qed\n"
+        "  qed-img map --output=json --start-offset=512k --max-length=64k overlay.qed\n",
 };

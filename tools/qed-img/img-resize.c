@@ -68,6 +68,11 @@ static int img_resize(int argc, char **argv)
 
     /* The size is the last argument, taken before the options so that a
      * negative size is not read as one (as qemu-img). */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            img_command_help(&img_resize_command);
+        }
+    }
     if (argc < 3) {
         img_error_exit("Not enough arguments");
     }
@@ -214,5 +219,5 @@ const ImgCommand img_resize_command = {
         "  qed-img resize disk.qed 20G\n"
         "  qed-img resize disk.qed +1G\n"
         "  qed-img resize --shrink disk.qed -- -512M\n"
-        "  qed-img resize -f raw --preallocation=full disk.raw 4G\n",
+        "  qed-img resize -f raw --preallocation=falloc base.raw 4M\n",
 };

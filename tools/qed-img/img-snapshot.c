@@ -119,7 +119,7 @@ const ImgCommand img_snapshot_command = {
     .run = img_snapshot,
     .synopsis = "[--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot "
                 "| -d snapshot] filename",
-    .summary = "List, create, apply or delete internal snapshots (QED and raw have none).",
+    .summary = "Internal snapshots (QED and raw images have none).",
     .help =
         "QED and raw images have no internal snapshots (QEMU keeps them only in\n"
         "qcow2 images). This command takes the syntax of qemu-img snapshot and\n"
@@ -144,5 +144,8 @@ const ImgCommand img_snapshot_command = {
         "  --image-opts         refused: name the image file instead\n"
         "  -h, --help           display this help and exit\n"
         "\n"
-        "Exit status: 0 for a list, 1 otherwise.\n",
+        "Exit status: 0 for a list, 1 otherwise.\n"
+        "\n"
+        "Examples:\n"
+        "  qed-img snapshot -l disk.qed\n",
 };
