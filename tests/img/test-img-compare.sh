@@ -79,5 +79,9 @@ compare_runs . . compare -F qed a.qed a.raw
 compare_runs . . compare -f foo a.qed a.raw
 compare_runs . . compare --bogus a.qed a.raw
 compare_runs . . compare -f
+# A missing file: the same status (qed-img says "Could not open" once,
+# docs/qed-img.md).
+assert_status 2 "$QED_IMG" compare a.qed missing.qed 2>/dev/null
+assert_status 2 "$QED_IMG" compare missing.qed a.qed 2>/dev/null
 
 report_mismatches

@@ -73,5 +73,8 @@ compare_runs . . map -f qed sub/base.raw
 compare_runs . . map -f foo plain.qed
 compare_runs . . map --bogus plain.qed
 compare_runs . . map --start-offset
+# A missing file: the same status (qed-img says "Could not open" once,
+# docs/qed-img.md).
+assert_status 1 "$QED_IMG" map missing.qed 2>/dev/null
 
 report_mismatches

@@ -75,6 +75,7 @@ resize_both -f qed r.raw 6M
 resize_both -f foo x.qed 7M
 resize_both -U x.qed 7M
 resize_both --bogus x.qed 7M
+assert_status 1 "$QED_IMG" resize "$T/o/missing.qed" 1M 2>/dev/null
 report_mismatches
 
 # Shrinking. The reference is a raw copy of the contents.
