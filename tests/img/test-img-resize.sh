@@ -47,6 +47,9 @@ resize_both -f raw --preallocation=full r.raw 5M
 resize_both -f raw --shrink r.raw -- -1M
 resize_both -f raw --shrink r.raw 1M
 resize_both r.raw 2M # probed: QEMU's warning
+resize_both -f raw r.raw 3000001 # sizes that are not whole sectors
+resize_both -f raw r.raw +1
+resize_both -f raw --shrink r.raw -- -1
 # Errors: nothing changes.
 resize_both x.qed
 resize_both x.qed 1M extra
