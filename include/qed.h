@@ -198,17 +198,18 @@ uint64_t qed_get_size(QedImage *img);
 
 /* Changes the virtual size (a multiple of 512 for QED). Growing a QED image
  * is limited to what its tables can map ("Invalid image size specified");
- * the grown part reads as unallocated.
+ * the grown part reads as zeros: unallocated, and where the backing file is
+ * longer than the image, zero clusters up to its end (QEMU refuses that
+ * grow).
  *
  * Shrinking (which QEMU's qed driver refuses) gives the data past the new
  * end up: its clusters and L2 tables are freed (their entries cleared), the
  * clusters still in use are moved down into the freed space and the file is
  * cut after them, so that the image checks clean, without leaks, and a later
- * grow reads zeros past the old end, not the old data (with a backing file:
- * what the backing file holds there). A crash at any point leaves the image
- * consistent, at worst with leaks, and nothing inside the new size changed
- * (docs/design.md gives the order). Shrinking moves clusters: no other
- * request may be in flight on the handle meanwhile.
+ * grow reads zeros past the old end, not the old data. A crash at any point
+ * leaves the image consistent, at worst with leaks, and nothing inside the
+ * new size changed (docs/design.md gives the order). Shrinking moves
+ * clusters: no other request may be in flight on the handle meanwhile.
  * Raw files are truncated or extended. */
 int qed_resize(QedImage *img, uint64_t size, GError **errp);
 

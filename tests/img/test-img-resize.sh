@@ -146,6 +146,25 @@ truncate -s 2M ov.raw
 qemu-img compare -q -F raw ov.qed ov.raw || fail "shrink with a backing file"
 qemu-img check -q ov.qed || fail "qemu-img check after shrink with a backing file"
 
+# Growing over a longer backing file (qemu-img refuses: "Block driver does
+# not support requested flags"): the new part reads zeros, not the backing
+# file, also in the cluster that the old end cut, and after a shrink.
+qemu-img create -q -f qed -b b.raw -F raw g.qed 1000k
+qemu-io -c 'write -P 8 512k 4k' g.qed >/dev/null
+qemu-img convert -O raw g.qed g.raw
+cp g.qed gq.qed
+assert_status 1 qemu-img resize gq.qed 3M 2>/dev/null
+"$QED_IMG" resize -q g.qed 3M
+truncate -s 3M g.raw
+qemu-img compare -q -F raw g.qed g.raw || fail "a grow over a longer backing file shows it"
+qemu-img check -q g.qed || fail "qemu-img check after a grow over a backing file"
+"$QED_IMG" resize -q --shrink g.qed 700k
+"$QED_IMG" resize -q g.qed 4M
+truncate -s 700k g.raw
+truncate -s 4M g.raw
+qemu-img compare -q -F raw g.qed g.raw || fail "shrink and grow over a backing file"
+qemu-img check -q g.qed || fail "qemu-img check after shrink and grow over a backing file"
+
 # A read-only shrink changes nothing.
 cp s.qed ro.qed
 chmod a-w ro.qed

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Shrinking a QED image (QEMU's qed driver refuses to): the clusters and L2
- * tables past the new end are given up, the clusters still in use are
- * packed towards the start of the file, and the file is cut after them.
+ * What a resize does besides changing image_size: shrinking a QED image
+ * (QEMU's qed driver refuses to) gives up the clusters and L2 tables past
+ * the new end, packs the clusters still in use towards the start of the
+ * file and cuts the file after them; growing an image whose backing file is
+ * longer than it makes the new part read as zeros, not as the backing file.
  *
  * Design notes, the order that keeps a shrink safe across power loss:
  * 1. NEED_CHECK is set and flushed (qed_set_need_check).
@@ -23,6 +25,14 @@
  * (QED walks, and a grow reaches, the whole L1 table).
  * The compaction moves clusters, so a shrink needs the handle to itself: no
  * other request may be in flight (qed_resize says so).
+ *
+ * Growing: the new part [old size, new size) would fall through to the
+ * backing file where that is longer than the image (QEMU refuses such a
+ * grow for QED, as it cannot zero the new part). Here the new part up to the
+ * backing file's end becomes zero clusters (the cluster the old end cuts is
+ * copied on write with zeros past the old end), through the allocating
+ * write path and its order, and is flushed before the header grows: a
+ * crash before that leaves the old size, with zero clusters past its end.
  */
 #include "qed/qed-internal.h"
 
@@ -160,6 +170,46 @@ int qed_shrink_locked(QedState *s, uint64_t size)
     ret = qed_reclaim_locked(s);
     if (ret == 0) {
         s->freed_clusters = 0;
+    }
+    return ret;
+}
+
+int qed_zero_grown_locked(QedState *s, uint64_t from, uint64_t to)
+{
+    /* Translation must reach the new tables (requests past the size in the
+     * header are still refused by the caller's checks). */
+    pthread_mutex_lock(&s->lock);
+    s->l1_nelems = MAX(s->l1_nelems, qed_l1_nelems_for(s, to));
+    pthread_mutex_unlock(&s->lock);
+
+    uint64_t pos = from;
+    int ret = 0;
+    if (qed_offset_into_cluster(s, pos) != 0) {
+        /* The whole rest of the cut cluster, also past `to`: a later grow
+         * must not find backing data in it either. */
+        uint64_t len = qed_round_up_cluster(s, pos) - pos;
+        QedExtent ext;
+        ret = qed_find_cluster(s, pos, len, &ext);
+        if (ret == 0 && ext.type == QED_EXTENT_DATA) {
+            ret = blk_write_zeros(s->file, ext.file_offset, ext.length, BLK_TAG_DATA);
+        } else if (ret == 0 && ext.type == QED_EXTENT_UNALLOCATED) {
+            for (uint64_t done = 0; ret == 0 && done < len;) {
+                int64_t n = qed_alloc_write(s, NULL, pos + done, len - done);
+                ret = n < 0 ? (int)n : 0;
+                done += n < 0 ? 0 : (uint64_t)n;
+            }
+        }
+        pos += len;
+    }
+    uint64_t end = qed_round_up_cluster(s, to);
+    while (ret == 0 && pos < end) {
+        uint64_t table_end = (pos | (qed_l2_coverage(s) - 1)) + 1;
+        uint64_t n = (MIN(end, table_end) - pos) >> s->cluster_bits;
+        ret = qed_set_cluster_entries(s, pos, n, QED_L2_ENTRY_ZERO);
+        pos += n << s->cluster_bits;
+    }
+    if (ret == 0) {
+        ret = qed_flush_locked(s);
     }
     return ret;
 }
