@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Power loss during a shrink (qed_resize to a smaller size), on the
- * recording device (blk-log): for every request the shrink and the close
- * after it issue, a number of crash states are built. Each state, as it is,
- * must be consistent but for leaks by QEMU's rules (and qemu-img check must
- * say so on a sample); it must open (repairing itself) at the old or the new
- * size with every sector inside the new size as written before the shrink;
- * past the new size, at the old size, a sector holds its old data or zeros;
- * at the new size, growing back to the old size reads zeros there. The last
- * state (the shrink and the close done) must check clean, without leaks.
- * The data is laid out so that the compaction has to move clusters and
- * tables: the part given up is written first, so it lies low in the file.
+ * Power loss during a resize (qed_resize) on the recording device (blk-log):
+ * a shrink, and a grow over a longer backing file (whose new part becomes
+ * zero clusters). For every request the resize and the marking clean after
+ * it issue, a number of crash states are built. Each state, as it is, must
+ * be consistent but for leaks by QEMU's rules (and qemu-img check must say
+ * so on a sample); it must open (repairing itself) at the old or the new
+ * size with every sector inside the smaller one as written before. After a
+ * shrink: past the new size, at the old size, a sector holds its old data or
+ * zeros; at the new size, growing back reads zeros there. After a grow to
+ * the new size, the new part reads zeros, not the backing file. The last
+ * state must check clean, without leaks, and end at its last cluster.
+ * For a shrink the data is laid out so that the compaction has to move
+ * clusters and tables: the part given up is written first, so it lies low
+ * in the file.
  * QED_CRASH_VARIANTS=N sets the random states per crash point (default 6;
  * 2 under a sanitizer).
  */
@@ -26,16 +29,49 @@
 
 typedef struct Workload {
     const char *name;
-    uint64_t size;     /* bytes before the shrink */
+    uint64_t size;     /* bytes before the resize */
     uint64_t new_size; /* bytes after it */
     uint32_t cluster_size;
     uint32_t table_size;
     guint32 seed;
+    bool backing;      /* over a raw backing file as long as the larger size */
 } Workload;
 
-static QedImage *open_mem(BlkDev *dev, unsigned flags, GError **errp)
+static uint8_t backing_value(uint32_t sector)
 {
-    return image_open_blk(dev, "shrink.qed", "qed", flags, errp);
+    return (uint8_t)(20 + sector % 200);
+}
+
+static char *backing_path(const Workload *w)
+{
+    g_autofree char *name = g_strdup_printf("%s.raw", w->name);
+    return tu_path(name);
+}
+
+static void make_backing(const Workload *w)
+{
+    g_autofree char *path = backing_path(w);
+    uint32_t n = (uint32_t)(MAX(w->size, w->new_size) / SECTOR);
+    uint8_t *buf = g_malloc((size_t)n * SECTOR);
+    for (uint32_t s = 0; s < n; s++) {
+        memset(buf + (size_t)s * SECTOR, backing_value(s), SECTOR);
+    }
+    g_assert_true(g_file_set_contents(path, (char *)buf, (gssize)n * SECTOR, NULL));
+    g_free(buf);
+}
+
+/* Opens the image on dev, with its backing file when the workload has one. */
+static QedImage *open_mem(const Workload *w, BlkDev *dev, unsigned flags, GError **errp)
+{
+    QedImage *img = image_open_blk(dev, "shrink.qed", "qed", flags | QED_OPEN_NO_BACKING, errp);
+    if (img && w && w->backing) {
+        g_autofree char *path = backing_path(w);
+        if (image_attach_backing(img, path, "raw", errp) < 0) {
+            qed_close(img, NULL);
+            return NULL;
+        }
+    }
+    return img;
 }
 
 /* Writes n random runs of sectors in [first, end), each sector all one
@@ -57,31 +93,39 @@ static void write_runs(QedImage *img, GRand *rand, uint8_t *cur, uint32_t first,
     g_free(buf);
 }
 
-/* The image before the shrink, and the sector values it holds. */
+/* The image before the resize, and the sector values it reads. */
 static GBytes *make_image(const Workload *w, uint8_t *cur)
 {
     g_autofree char *name = g_strdup_printf("%s.qed", w->name);
     g_autofree char *path = tu_path(name);
+    g_autofree char *backing = w->backing ? backing_path(w) : NULL;
     QedCreateOptions co = { .size = w->size, .cluster_size = w->cluster_size,
-                            .table_size = w->table_size };
+                            .table_size = w->table_size, .backing_file = backing,
+                            .backing_format = "raw" };
     TU_OK(qed_create(path, &co, &tu_err));
     GBytes *created = tu_file_bytes(path);
     BlkDev *mem = blk_mem_new("shrink.qed", g_bytes_get_data(created, NULL),
                               g_bytes_get_size(created));
     g_bytes_unref(created);
     GError *err = NULL;
-    QedImage *img = open_mem(mem, QED_OPEN_NO_BACKING, &err);
+    QedImage *img = open_mem(w, mem, 0, &err);
     g_assert_no_error(err);
 
     GRand *rand = g_rand_new_with_seed(w->seed);
     uint32_t nsect = (uint32_t)(w->size / SECTOR);
-    uint32_t keep = (uint32_t)(w->new_size / SECTOR);
+    uint32_t keep = (uint32_t)(MIN(w->new_size, w->size) / SECTOR);
     uint32_t straddle = keep > 64 ? keep - 64 : 0;
-    memset(cur, 0, nsect);
-    write_runs(img, rand, cur, keep, nsect, 30);          /* given up: low in the file */
-    write_runs(img, rand, cur, 0, keep, 30);              /* kept: moves down */
+    for (uint32_t s = 0; s < nsect; s++) {
+        cur[s] = w->backing ? backing_value(s) : 0;
+    }
+    if (keep < nsect) {
+        write_runs(img, rand, cur, keep, nsect, 30); /* given up: low in the file */
+    }
+    write_runs(img, rand, cur, 0, keep, 30); /* kept: moves down */
     write_runs(img, rand, cur, straddle, MIN(keep + 64, nsect), 6); /* the cut cluster */
-    write_runs(img, rand, cur, keep, nsect, 10);
+    if (keep < nsect) {
+        write_runs(img, rand, cur, keep, nsect, 10);
+    }
     g_rand_free(rand);
     /* Marked clean, as a shrink finds an image that was closed. */
     TU_OK(qed_reopen(img, QED_OPEN_NO_BACKING | QED_OPEN_READ_ONLY, &tu_err));
@@ -96,8 +140,8 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
 {
     gsize len = g_bytes_get_size(state) / w->cluster_size * w->cluster_size;
     GError *err = NULL;
-    QedImage *ro = open_mem(blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL), len),
-                            QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
+    QedImage *ro = open_mem(NULL, blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL), len),
+                            QED_OPEN_READ_ONLY, &err);
     if (!ro) {
         g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at,
                 err->message);
@@ -126,9 +170,9 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
 static void verify_state(const Workload *w, GBytes *state, size_t crash_at, const uint8_t *cur)
 {
     GError *err = NULL;
-    QedImage *img = open_mem(blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL),
-                                         g_bytes_get_size(state)),
-                             QED_OPEN_NO_BACKING, &err);
+    QedImage *img = open_mem(w, blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL),
+                                            g_bytes_get_size(state)),
+                             0, &err);
     if (!img) {
         g_error("%s: crash at %zu: open failed: %s", w->name, crash_at, err->message);
     }
@@ -142,26 +186,40 @@ static void verify_state(const Workload *w, GBytes *state, size_t crash_at, cons
     if (size != w->size && size != w->new_size) {
         g_error("%s: crash at %zu: size %" G_GUINT64_FORMAT, w->name, crash_at, size);
     }
-    uint8_t *disk = g_malloc(w->size);
-    TU_OK(qed_pread(img, disk, w->new_size, 0, &tu_err));
-    bool shrunk = size == w->new_size;
-    if (shrunk) {
-        TU_OK(qed_resize(img, w->size, &tu_err));
+    uint64_t small = MIN(w->size, w->new_size), big = MAX(w->size, w->new_size);
+    bool resized = size == w->new_size;
+    uint8_t *disk = g_malloc(big);
+    TU_OK(qed_pread(img, disk, small, 0, &tu_err));
+    if (w->new_size > w->size) {
+        /* A grow: inside the old size as written; the new part zeros. */
+        if (resized) {
+            TU_OK(qed_pread(img, disk + small, big - small, small, &tu_err));
+        } else {
+            memset(disk + small, 0, big - small);
+        }
+    } else {
+        if (resized) {
+            TU_OK(qed_resize(img, w->size, &tu_err)); /* grow back */
+        }
+        TU_OK(qed_pread(img, disk + small, big - small, small, &tu_err));
     }
-    uint64_t past = w->size - w->new_size;
-    TU_OK(qed_pread(img, disk + w->new_size, past, w->new_size, &tu_err));
-    for (uint32_t s = 0; s < w->size / SECTOR; s++) {
+    for (uint32_t s = 0; s < big / SECTOR; s++) {
         const uint8_t *p = disk + (size_t)s * SECTOR;
         for (uint32_t b = 1; b < SECTOR; b++) {
             if (p[b] != p[0]) {
                 g_error("%s: crash at %zu: sector %u is torn", w->name, crash_at, s);
             }
         }
-        bool inside = (uint64_t)s * SECTOR < w->new_size;
-        bool ok = inside ? p[0] == cur[s] : p[0] == 0 || (!shrunk && p[0] == cur[s]);
+        bool inside = (uint64_t)s * SECTOR < small;
+        /* A shrink cut short gives the tail up in part: its sectors read
+         * as before, as zeros, or (unallocated) from the backing file. */
+        bool given_up = !resized && w->new_size < w->size;
+        bool ok = inside ? p[0] == cur[s]
+                         : p[0] == 0 || (given_up && (p[0] == cur[s] ||
+                                                      (w->backing && p[0] == backing_value(s))));
         if (!ok) {
             g_error("%s: crash at %zu (%s): sector %u reads %u, written %u", w->name, crash_at,
-                    shrunk ? "shrunk" : "old size", s, p[0], cur[s]);
+                    resized ? "new size" : "old size", s, p[0], cur[s]);
         }
     }
     g_free(disk);
@@ -172,18 +230,23 @@ static void run_workload(gconstpointer data)
 {
     const Workload *w = data;
     int variants = tu_env_int("QED_CRASH_VARIANTS", tu_sanitized() ? 2 : 6);
-    uint8_t *cur = g_malloc(w->size / SECTOR);
+    if (w->backing) {
+        make_backing(w);
+    }
+    /* (zeros past the old size: what a grow must read there) */
+    uint8_t *cur = g_malloc0(MAX(w->size, w->new_size) / SECTOR);
     GBytes *base = make_image(w, cur);
 
     BlkDev *inner = blk_mem_new("shrink.qed", g_bytes_get_data(base, NULL),
                                 g_bytes_get_size(base));
     BlkDev *log = blk_log_new(inner); /* (owns inner) */
     GError *err = NULL;
-    QedImage *img = open_mem(log, QED_OPEN_NO_BACKING, &err);
+    QedImage *img = open_mem(w, log, 0, &err);
     g_assert_no_error(err);
     TU_OK(qed_resize(img, w->new_size, &tu_err));
     g_assert_cmpuint(qed_get_size(img), ==, w->new_size);
-    /* The shrink marks the image clean itself: nothing is left for close. */
+    /* Marked clean as close would (a shrink has done so already). */
+    TU_OK(qed_reopen(img, QED_OPEN_NO_BACKING | QED_OPEN_READ_ONLY, &tu_err));
     size_t total = blk_log_count(log);
 
     GRand *rand = g_rand_new_with_seed(w->seed);
@@ -206,9 +269,9 @@ static void run_workload(gconstpointer data)
                                       (gssize)g_bytes_get_size(final), NULL));
     g_assert_cmpint(tu_qemu_img_check(path), <=, 0);
     GError *cerr = NULL;
-    QedImage *fin = open_mem(blk_mem_new("final.qed", g_bytes_get_data(final, NULL),
-                                         g_bytes_get_size(final)),
-                             QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &cerr);
+    QedImage *fin = open_mem(NULL, blk_mem_new("final.qed", g_bytes_get_data(final, NULL),
+                                               g_bytes_get_size(final)),
+                             QED_OPEN_READ_ONLY, &cerr);
     g_assert_no_error(cerr);
     QedCheckResult res;
     TU_OK(qed_check(fin, 0, &res, &tu_err));
@@ -234,13 +297,18 @@ static const Workload workloads[] = {
     { "table-boundary-4k", 6u << 20, 4u << 20, 4096, 2, 12 },
     { "cut-cluster-64k", 2u << 20, (1u << 20) + 512, 65536, 2, 13 },
     { "to-one-sector-64k", 2u << 20, 512, 65536, 4, 14 },
+    /* With a backing file: the regrow in the check reads zeros all the same. */
+    { "backing-cut-cluster-4k", 6u << 20, (3u << 20) + 1536, 4096, 2, 15, true },
+    /* A grow over a longer backing file: the new part becomes zero clusters,
+     * through a new L2 table (the old end cuts a cluster). */
+    { "grow-over-backing-4k", (3u << 20) + 1536, 6u << 20, 4096, 2, 16, true },
 };
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(workloads); i++) {
-        g_autofree char *name = g_strdup_printf("/crash-shrink/%s", workloads[i].name);
+        g_autofree char *name = g_strdup_printf("/crash-resize/%s", workloads[i].name);
         g_test_add_data_func(name, &workloads[i], run_workload);
     }
     return g_test_run();
