@@ -14,7 +14,7 @@
  * For a shrink the data is laid out so that the compaction has to move
  * clusters and tables: the part given up is written first, so it lies low
  * in the file.
- * QED_CRASH_VARIANTS=N sets the random states per crash point (default 6;
+ * QED_CRASH_VARIANTS=N sets the random states per crash point (default 4;
  * 2 under a sanitizer).
  */
 #include "testutil.h"
@@ -229,7 +229,7 @@ static void verify_state(const Workload *w, GBytes *state, size_t crash_at, cons
 static void run_workload(gconstpointer data)
 {
     const Workload *w = data;
-    int variants = tu_env_int("QED_CRASH_VARIANTS", tu_sanitized() ? 2 : 6);
+    int variants = tu_env_int("QED_CRASH_VARIANTS", tu_sanitized() ? 2 : 4);
     if (w->backing) {
         make_backing(w);
     }
