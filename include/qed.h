@@ -204,8 +204,30 @@ int qed_flush(QedImage *img, GError **errp);
 /* The virtual size in bytes. */
 uint64_t qed_get_size(QedImage *img);
 
-/* Changes the virtual size. QED images can only grow; raw files both ways. */
+/* Changes the virtual size (a multiple of 512 for QED). Growing a QED image
+ * is limited to what its tables can map ("Invalid image size specified");
+ * the grown part reads as zeros: unallocated, and where the backing file is
+ * longer than the image, zero clusters up to its end (QEMU refuses that
+ * grow).
+ *
+ * Shrinking (which QEMU's qed driver refuses) gives the data past the new
+ * end up: its clusters and L2 tables are freed (their entries cleared), the
+ * clusters still in use are moved down into the freed space and the file is
+ * cut after them, so that the image checks clean, without leaks, and a later
+ * grow reads zeros past the old end, not the old data. A crash at any point
+ * leaves the image consistent, at worst with leaks, and nothing inside the
+ * new size changed (docs/design.md gives the order). Shrinking moves
+ * clusters: no other request may be in flight on the handle meanwhile.
+ * Raw files are truncated or extended. */
 int qed_resize(QedImage *img, uint64_t size, GError **errp);
+
+/* qed_resize, with the grown part preallocated as qemu-img resize
+ * --preallocation asks: "off" (also NULL) is qed_resize; a raw file also
+ * takes "falloc" (its space is reserved) and "full" (zeros are written).
+ * Other modes fail with -ENOTSUP ("Unsupported preallocation mode"), and
+ * a mode other than "off" with a size that does not grow with -EINVAL. */
+int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocation,
+                           GError **errp);
 
 typedef enum QedExtentType {
     QED_EXTENT_DATA,        /* allocated in this image at file_offset */

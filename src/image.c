@@ -551,6 +551,45 @@ int qed_resize(QedImage *img, uint64_t size, GError **errp)
     return img->drv->resize(img, size, errp);
 }
 
+int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocation,
+                           GError **errp)
+{
+    g_return_val_if_fail(img, -EINVAL);
+    const char *mode = preallocation ? preallocation : "off";
+    if (strcmp(mode, "off") == 0) {
+        return qed_resize(img, size, errp);
+    }
+    if (img->drv != &raw_driver) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "Unsupported preallocation mode '%s'", mode);
+        return -ENOTSUP;
+    }
+    if (strcmp(mode, "falloc") != 0 && strcmp(mode, "full") != 0) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "Unsupported preallocation mode: %s", mode);
+        return -ENOTSUP;
+    }
+    uint64_t old = img->drv->get_size(img);
+    if (size <= old) {
+        g_set_error(errp, QED_ERROR, EINVAL,
+                    "Preallocation can only be used for growing images");
+        return -EINVAL;
+    }
+    int ret = qed_resize(img, size, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* The new part only, as QEMU's file driver does. */
+    ret = strcmp(mode, "falloc") == 0
+              ? blk_allocate(img->file, old, size - old)
+              : blk_write_zeros(img->file, old, size - old, BLK_TAG_DATA);
+    if (ret == 0) {
+        ret = blk_flush(img->file);
+    }
+    if (ret < 0) {
+        return image_error(img, errp, ret, "Failed to preallocate");
+    }
+    return 0;
+}
+
 int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext,
                      GError **errp)
 {

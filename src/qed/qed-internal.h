@@ -247,6 +247,16 @@ void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t
  * range): data (with its file offset), zero cluster, or unallocated. */
 int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext);
 
+/* qed-resize.c (called with alloc_lock held) */
+/* Shrinks the image to size (below image_size): gives up the clusters and
+ * tables past it, compacts and cuts the file, marks the image clean. No
+ * other request may be in flight. */
+int qed_shrink_locked(QedState *s, uint64_t size);
+/* Before a grow from image_size `from`: makes [from, to) (to at most the
+ * backing file's size) read as zeros instead of the backing file, and
+ * flushes. */
+int qed_zero_grown_locked(QedState *s, uint64_t from, uint64_t to);
+
 /* qed-alloc.c (all called with alloc_lock held) */
 /* Writes buf (zeros when NULL) at pos, allocating clusters where the image has
  * none. Returns the bytes done (> 0, maybe fewer than len) or -errno. */

@@ -668,9 +668,20 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     pthread_mutex_lock(&s->alloc_lock);
     int ret = 0;
     if (size < s->header.image_size) {
-        g_set_error(errp, QED_ERROR, ENOTSUP, "Shrinking images is currently not supported");
-        ret = -ENOTSUP;
+        ret = qed_shrink_locked(s, size); /* (qed-resize.c) */
+        if (ret < 0) {
+            ret = image_error(img, errp, ret, "Failed to shrink the image");
+        }
         goto out;
+    }
+    /* The new part must not show the backing file (qed-resize.c). */
+    uint64_t old = s->header.image_size;
+    if (size > old && img->backing && img->backing_size > old) {
+        ret = qed_zero_grown_locked(s, old, MIN(size, img->backing_size));
+        if (ret < 0) {
+            ret = image_error(img, errp, ret, "Failed to zero the grown part of the image");
+            goto out;
+        }
     }
     /* The L1 entries the new size reaches are in memory already (the whole
      * table is), and so are their tables in the metadata map. */

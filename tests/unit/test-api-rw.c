@@ -202,7 +202,10 @@ static void test_block_status_takes_len_then_offset(void)
     g_free(buf);
 }
 
-static void test_resize_grows_only(void)
+/* Growing maps new L2 tables; shrinking (which QEMU cannot) gives the
+ * clusters and tables past the new end up, keeps what lies inside it, cuts
+ * the file, and a grow afterwards reads zeros where the old data was. */
+static void test_resize_grows_and_shrinks(void)
 {
     g_autofree char *path = tu_create("resize.qed", MiB, 0, NULL, NULL);
     QedImage *img = tu_open(path, 0);
@@ -212,21 +215,48 @@ static void test_resize_grows_only(void)
     /* Grow past the range of the first L2 table (256 MiB here). */
     TU_OK(qed_resize(img, 600 * MiB, &tu_err));
     TU_OK(qed_pwrite(img, buf, sizeof(buf), 599 * MiB, 0, &tu_err));
-    GError *err = NULL;
-    g_assert_cmpint(qed_resize(img, MiB / 2, &err), ==, -ENOTSUP);
-    g_assert_nonnull(strstr(err->message, "Shrinking"));
-    g_clear_error(&err);
     TU_OK(qed_close(img, &tu_err));
 
     img = tu_open(path, QED_OPEN_READ_ONLY);
     QedInfo info;
     TU_OK(qed_get_info(img, &info, &tu_err));
     g_assert_cmpuint(info.virtual_size, ==, 600 * MiB);
+    uint64_t grown_length = info.file_length;
     uint8_t got[4096];
     TU_OK(qed_pread(img, got, sizeof(got), 599 * MiB, &tu_err));
     g_assert_cmpmem(got, sizeof(got), buf, sizeof(buf));
     TU_OK(qed_pread(img, got, sizeof(got), 300 * MiB, &tu_err));
     g_assert_cmpuint(got[0] | got[4095], ==, 0);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+
+    /* Shrink to 1 MiB - 2048: the second table goes, the last cluster is
+     * cut in the middle of the data. */
+    img = tu_open(path, 0);
+    TU_OK(qed_resize(img, MiB - 2048, &tu_err));
+    g_assert_cmpuint(qed_get_size(img), ==, MiB - 2048);
+    GError *err = NULL;
+    g_assert_cmpint(qed_pread(img, got, sizeof(got), MiB - 4096, &err), ==, -EINVAL);
+    g_clear_error(&err);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+
+    img = tu_open(path, 0);
+    TU_OK(qed_get_info(img, &info, &tu_err));
+    g_assert_cmpuint(info.virtual_size, ==, MiB - 2048);
+    g_assert_cmpuint(info.file_length, <, grown_length);
+    TU_OK(qed_pread(img, got, 2048, MiB - 4096, &tu_err));
+    g_assert_cmpmem(got, 2048, buf, 2048);
+    TU_OK(qed_resize(img, 600 * MiB, &tu_err));
+    TU_OK(qed_pread(img, got, sizeof(got), MiB - 4096, &tu_err));
+    g_assert_cmpmem(got, 2048, buf, 2048);
+    for (size_t i = 2048; i < sizeof(got); i++) {
+        g_assert_cmpuint(got[i], ==, 0);
+    }
+    TU_OK(qed_pread(img, got, sizeof(got), 599 * MiB, &tu_err));
+    for (size_t i = 0; i < sizeof(got); i++) {
+        g_assert_cmpuint(got[i], ==, 0);
+    }
     TU_OK(qed_close(img, &tu_err));
     assert_qemu_clean(path);
 }
@@ -369,7 +399,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
     g_test_add_func("/rw/block-status-takes-len-then-offset", test_block_status_takes_len_then_offset);
-    g_test_add_func("/rw/resize-grows-only", test_resize_grows_only);
+    g_test_add_func("/rw/resize-grows-and-shrinks", test_resize_grows_and_shrinks);
     g_test_add_func("/rw/zeroes-over-data-are-reclaimed", test_zeroes_over_data_are_reclaimed);
     g_test_add_func("/rw/writable-open-repairs-need-check",
                     test_writable_open_repairs_need_check);

@@ -799,9 +799,7 @@ static int img_convert(int argc, char **argv)
             }
             break;
         case OPTION_OBJECT:
-            img_error("--object is not supported: qed-img images need no objects (secrets, "
-                      "throttle groups)");
-            return 1;
+            img_refuse_object();
         case OPTION_IMAGE_OPTS:
             a.image_opts = true;
             break;

@@ -124,9 +124,7 @@ static int img_measure(int argc, char **argv)
             force_share = true;
             break;
         case OPTION_OBJECT:
-            img_error("--object is not supported: qed-img images need no objects (secrets, "
-                      "throttle groups)");
-            return 1;
+            img_refuse_object();
         case OPTION_IMAGE_OPTS:
             image_opts = true;
             break;

@@ -18,14 +18,19 @@
 /* In the order of qemu-img's command list. */
 static const ImgCommand *const commands[] = {
     &img_amend_command,
+    &img_bitmap_command,
     &img_check_command,
     &img_commit_command,
+    &img_compare_command,
     &img_convert_command,
     &img_create_command,
     &img_dd_command,
     &img_info_command,
+    &img_map_command,
     &img_measure_command,
+    &img_snapshot_command,
     &img_rebase_command,
+    &img_resize_command,
 };
 
 static void report(const char *fmt, va_list ap)
@@ -148,7 +153,8 @@ G_NORETURN void img_refuse_image_opts(void)
 
 G_NORETURN void img_refuse_object(void)
 {
-    img_error("--object is not supported: qed-img defines no objects (secrets, TLS)");
+    img_error("--object is not supported: qed-img has no QEMU objects (secrets, TLS "
+              "credentials, throttle groups) and QED images need none");
     exit(EXIT_FAILURE);
 }
 

@@ -30,14 +30,19 @@ typedef struct ImgCommand {
 } ImgCommand;
 
 extern const ImgCommand img_amend_command;
+extern const ImgCommand img_bitmap_command;
 extern const ImgCommand img_check_command;
 extern const ImgCommand img_commit_command;
+extern const ImgCommand img_compare_command;
 extern const ImgCommand img_convert_command;
 extern const ImgCommand img_create_command;
 extern const ImgCommand img_dd_command;
 extern const ImgCommand img_info_command;
-extern const ImgCommand img_rebase_command;
+extern const ImgCommand img_map_command;
 extern const ImgCommand img_measure_command;
+extern const ImgCommand img_rebase_command;
+extern const ImgCommand img_resize_command;
+extern const ImgCommand img_snapshot_command;
 
 /* Prints "qed-img: " and the message to stderr, as qemu-img's error_report. */
 void img_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -79,6 +84,40 @@ int img_getopt(const ImgCommand *cmd, int argc, char **argv, const char *short_o
 void img_progress_init(bool enabled, double min_skip);
 void img_progress_print(double delta, double max);
 void img_progress_end(void);
+
+/* ------------------------------------------------------------- img-status.c */
+
+/* One range of the virtual disk as QEMU's block status describes it,
+ * through the backing chain (qemu-img map and compare). */
+typedef struct MapEntry {
+    int64_t start;
+    int64_t length;
+    bool data;       /* stored as data */
+    bool zero;       /* reads as zeros */
+    bool present;    /* some image of the chain holds it */
+    bool has_offset;
+    int64_t offset;  /* with has_offset: where it lies in filename */
+    int64_t depth;   /* images down the chain where it was found */
+    const char *filename; /* with has_offset: the file (owned by the image) */
+} MapEntry;
+
+/* The range at offset, at most bytes long, as qemu-img map sees it (each
+ * layer's own status; the first with data or zeros ends the walk). */
+int img_map_status(QedImage *img, int64_t offset, int64_t bytes, MapEntry *e, GError **errp);
+
+/* QEMU's status bits of bdrv_block_status_above, as qemu-img compare -s
+ * compares them. */
+enum {
+    IMG_STATUS_DATA = 1u << 0,
+    IMG_STATUS_ZERO = 1u << 1,
+    IMG_STATUS_OFFSET_VALID = 1u << 2,
+    IMG_STATUS_ALLOCATED = 1u << 4,
+    IMG_STATUS_EOF = 1u << 5,
+};
+/* The status of the range at offset through the whole chain (qemu-img
+ * compare): the bits above into *status and the run's length into *pnum. */
+int img_chain_status(QedImage *img, int64_t offset, int64_t bytes, unsigned *status,
+                     int64_t *pnum, GError **errp);
 
 /* ------------------------------------------------------------ img-options.c */
 
