@@ -118,6 +118,28 @@ compare_runs q o commit top.qed
 [ "$(stat -c %s o/base.raw)" -eq "$(stat -c %s q/base.raw)" ] || fail "base size differs"
 same_data q/base.raw o/base.raw
 
+# A base that must grow while its own backing file reaches past its end would
+# show that file where the top read zeros: refused before anything is written,
+# as qemu-img's commit fails there (Block job failed: Operation not supported).
+rm -rf q o
+mkdir q
+qemu-img create -q -f raw q/bot.raw 4M
+qemu-io -f raw -c 'write -P 7 0 4M' q/bot.raw >/dev/null
+qemu-img create -q -f qed -b bot.raw -F raw q/mid.qed 1M
+qemu-img create -q -f qed -b mid.qed -F qed q/top.qed 4M
+qemu-io -f qed -c 'write -P 1 0 64k' q/top.qed >/dev/null
+cp -r q o
+qemu-img convert -O raw q/top.qed want.raw
+cp o/top.qed top.before
+cp o/mid.qed mid.before
+assert_status 1 qemu-img commit -q q/top.qed 2>/dev/null
+assert_status 1 "$QED_IMG" commit o/top.qed 2>err
+grep -q "Could not grow 'o/mid.qed'.*'o/bot.raw' would show through" err ||
+    fail "grow over a longer backing file: $(cat err)"
+assert_same_bytes top.before o/top.qed
+assert_same_bytes mid.before o/mid.qed
+same_data o/top.qed want.raw qed raw
+
 # 6. Error paths: the same message and status; nothing changes.
 setup
 cp o/top.qed top.before

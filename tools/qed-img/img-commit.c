@@ -155,6 +155,31 @@ static int reopen_base(QedImage *base, unsigned open_flags, bool writable, GErro
     return qed_reopen(base, flags, errp);
 }
 
+/* A base that must grow for the top while its own backing file reaches past
+ * its end would show that backing file's data in the grown area, where the
+ * top read zeros (past the end of its backing file): the top's data would
+ * change, and once emptied, be lost. QEMU's commit fails there too (its
+ * truncate must zero-fill the area, which QED cannot: ENOTSUP). Checked before
+ * anything is written; prints the error. */
+static bool base_can_grow(const CommitChain *chain)
+{
+    QedImage *base = chain->base;
+    QedImage *below = qed_get_backing(base);
+    uint64_t top_size = qed_get_size(chain->layers[0]);
+    uint64_t base_size = qed_get_size(base);
+    if (!below || base_size >= top_size || qed_get_size(below) <= base_size) {
+        return true;
+    }
+    QedInfo ti = { .filename = "?" }, bi = ti, li = ti;
+    qed_get_info(chain->layers[0], &ti, NULL);
+    qed_get_info(base, &bi, NULL);
+    qed_get_info(below, &li, NULL);
+    img_error("Could not grow '%s' to the size of '%s' (%" PRIu64 " bytes): its backing "
+              "file '%s' would show through the new area: %s",
+              bi.filename, ti.filename, top_size, li.filename, g_strerror(ENOTSUP));
+    return false;
+}
+
 /* Opens the base read-write (as qemu-img reopens it, taking the write locks),
  * grows it to the size of the top when it is smaller (as QEMU's commit
  * does), copies, empties the top unless drop, and drops the base back to
@@ -276,6 +301,9 @@ static int img_commit(int argc, char **argv)
     } else if (!find_base(img, base_name, &chain)) {
         img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
         ret = -EINVAL;
+    }
+    if (ret == 0 && !base_can_grow(&chain)) {
+        ret = -ENOTSUP;
     }
     if (ret == 0) {
         /* Emptying the top over a deeper base would let the stale layers
