@@ -148,6 +148,9 @@ compare_runs q o commit -b nonexist top.qed
 compare_runs q o commit -b top.qed top.qed
 compare_runs q o commit
 compare_runs q o commit -r xx top.qed
+compare_runs q o commit -r -1 top.qed
+compare_runs q o commit -r 8E top.qed
+compare_runs q o commit -r 99999999999999999999 top.qed
 compare_runs q o commit -t bogus top.qed
 compare_runs q o commit -f bogus top.qed
 compare_runs q o commit top.qed extra

@@ -241,15 +241,24 @@ static int img_commit(int argc, char **argv)
         case 'b':
             base_name = optarg;
             break;
-        case 'r':
-            if (units_parse_size(optarg, 'B', &rate) < 0 || rate > INT64_MAX) {
+        case 'r': {
+            /* qemu-img's two messages: malformed, or out of range (which
+             * includes numbers too large for 64 bits). */
+            int r = units_parse_size(optarg, 'B', &rate);
+            if (r < 0 && r != -ERANGE) {
                 img_error("Invalid rate limit specified. You may use k, M, G, T, P or E "
                           "suffixes for");
                 img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
                           "exabytes.");
                 return 1;
             }
+            if (r == -ERANGE || rate > INT64_MAX) {
+                img_error("Invalid rate limit specified. Must be between 0 and %" PRId64 ".",
+                          INT64_MAX);
+                return 1;
+            }
             break;
+        }
         case 'd':
             drop = true;
             break;
