@@ -152,6 +152,20 @@ cmp -s q/sub/old.raw o/sub/old.raw || fail "rebase of a raw image changed it"
 assert_status 1 "$QED_IMG" rebase -b t.qed -F qed o/sub/t.qed 2>err
 grep -q 'Failed to get shared "write" lock' err || fail "self: $(cat err)"
 assert_same_bytes o/sub/t0.qed o/sub/t.qed
+# Under -U no lock stops it, nor a rebase onto an image above (here a second
+# name of the same file, and an overlay of the image): refused as a loop,
+# where qemu-img writes an image that no reader opens.
+ln o/sub/t.qed o/sub/alias.qed
+qemu-img create -q -f qed -b t.qed -F qed o/sub/above.qed 2M
+for b in t.qed alias.qed above.qed; do
+    assert_status 1 "$QED_IMG" rebase -U -b "$b" -F qed o/sub/t.qed 2>err
+    grep -q "Could not change the backing file to '$b': .*infinite loop" err ||
+        fail "-U onto $b: $(cat err)"
+    assert_same_bytes o/sub/t0.qed o/sub/t.qed
+done
+assert_status 1 "$QED_IMG" rebase --locking=off -b above.qed -F qed o/sub/t.qed 2>/dev/null
+assert_same_bytes o/sub/t0.qed o/sub/t.qed
+qemu-img info --backing-chain o/sub/t.qed >/dev/null || fail "the image no longer opens"
 
 # 6. Held by qemu-io: qemu-img's lock error.
 qemu-io -f qed -c 'sleep 100000' q/sub/t.qed &

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <qed.h>
 
@@ -116,6 +117,27 @@ static QedImage *open_new_backing(const QedInfo *info, const char *name, const c
         g_error_free(err);
     }
     return b;
+}
+
+/* Whether the file path is the file of an image in the chain from b down.
+ * Under -U (or --locking=off) nothing else stops a rebase onto the image
+ * itself or onto an image above it, which leaves a backing loop that no
+ * reader opens; qemu-img writes it. */
+static bool chain_holds(QedImage *b, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        return false;
+    }
+    for (; b; b = qed_get_backing(b)) {
+        QedInfo info;
+        struct stat bst;
+        if (qed_get_info(b, &info, NULL) == 0 && stat(info.filename, &bst) == 0 &&
+            bst.st_dev == st.st_dev && bst.st_ino == st.st_ino) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Whether the header can take the new backing file: an image format with
@@ -253,6 +275,11 @@ static int img_rebase(int argc, char **argv)
         unsigned bflags = (src_flags & QED_OPEN_DIRECT) | (force_share ? QED_OPEN_FORCE_SHARE : 0);
         new_b = open_new_backing(&info, name, backing_fmt, bflags, locking);
         ret = new_b ? 0 : -ENOENT;
+        if (new_b && chain_holds(new_b, info.filename)) {
+            img_error("Could not change the backing file to '%s': Backing file '%s' creates "
+                      "an infinite loop", name, info.filename);
+            ret = -ELOOP;
+        }
     }
     if (ret == 0 && !unsafe) {
         img_progress_init(progress, 1.0);
