@@ -188,4 +188,17 @@ same_data o/sub/t0.qed o/sub/t.qed
 qemu-img check -q o/sub/t.qed || fail "check after rebase onto nb.qed"
 qemu-img info o/sub/t.qed | grep -q '^backing file: nb.qed ' || fail "not rebased onto nb.qed"
 
+# 8. A large sparse image: past the end of both backing files nothing is
+#    compared (qemu-img reads its way through every megabyte of 4 TiB).
+rm -rf o
+mkdir o
+qemu-img create -q -f qed o/huge.qed 4T
+qemu-img create -q -f raw o/small.raw 1M
+qemu-io -f raw -c 'write -P 6 0 1M' o/small.raw >/dev/null
+timeout 60 "$QED_IMG" rebase -b small.raw -F raw o/huge.qed ||
+    fail "rebase of a 4 TiB sparse image failed or took over a minute"
+qemu-io -f qed -c 'read -P 0 0 2M' o/huge.qed | grep -q '^read 2097152/' ||
+    fail "the huge image does not read zeros where the new backing file has data"
+qemu-img check -q o/huge.qed || fail "check after the rebase of the huge image"
+
 report_mismatches

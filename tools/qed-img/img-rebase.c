@@ -57,6 +57,10 @@ static int preserve(QedImage *img, const uint8_t *old_data, uint64_t n, uint64_t
 static int rebase_range(QedImage *img, QedImage *old_b, QedImage *new_b, uint32_t cluster,
                         uint64_t pos, uint64_t len, uint8_t *a, uint8_t *b, GError **errp)
 {
+    /* Past the end of both backing files both read zeros: nothing differs
+     * there, and a large sparse image is not compared megabyte by megabyte. */
+    uint64_t end = MAX(old_b ? qed_get_size(old_b) : 0, new_b ? qed_get_size(new_b) : 0);
+    len = pos < end ? MIN(len, end - pos) : 0;
     while (len > 0) {
         /* Whole clusters of the image: a comparison step ends on one. */
         uint64_t n = MIN(len, REBASE_CHUNK - pos % cluster);
