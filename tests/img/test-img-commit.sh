@@ -154,6 +154,14 @@ compare_runs q o commit -r 99999999999999999999 top.qed
 compare_runs q o commit -t bogus top.qed
 compare_runs q o commit -f bogus top.qed
 compare_runs q o commit top.qed extra
+# -p: qemu-img draws the first line once the image is open, and ends it on
+# every exit.
+compare_runs q o commit -p -f raw base.raw
+compare_runs q o commit -p -b nonexist top.qed
+# A missing image: the same output (the messages differ as documented).
+(cd q && qemu-img commit -p missing.qed) >q.p 2>/dev/null || true
+(cd o && "$QED_IMG" commit -p missing.qed) >o.p 2>/dev/null || true
+cmp -s q.p o.p || fail "commit -p of a missing image: the output differs"
 assert_same_bytes top.before o/top.qed
 # A missing image: both fail naming it (qemu-img repeats the prefix).
 assert_status 1 "$QED_IMG" commit o/missing.qed 2>err

@@ -92,6 +92,11 @@ setup
 compare_runs q o rebase -u sub/t.qed
 assert_same_bytes q/sub/t.qed o/sub/t.qed
 
+# -p with -u: the first and the last line, as qemu-img draws them.
+setup
+compare_runs q o rebase -p -u -b new.raw -F raw sub/t.qed
+cmp -s q/sub/t.qed o/sub/t.qed || fail "rebase -p -u: the headers differ"
+
 # 4. Names the header area cannot hold are refused before anything is
 #    written; qemu-img writes a 5000-byte name that no QED reader opens.
 setup
@@ -144,6 +149,14 @@ compare_runs q o rebase -b new.raw -F raw -T bogus sub/t.qed
 compare_runs q o rebase -b new.raw sub/t.qed
 compare_runs q o rebase -u -b missing.raw sub/t.qed
 compare_runs q o rebase -f raw -b new.raw -F raw sub/old.raw
+# -p: qemu-img draws the first line before it checks anything else, and ends
+# it on every exit.
+compare_runs q o rebase -p -b missing.raw -F raw sub/t.qed
+compare_runs q o rebase -p -b new.raw -F raw -t bogus sub/t.qed
+# A missing image: the same output (the messages differ as documented).
+(cd q && qemu-img rebase -p -b new.raw -F raw sub/missing.qed) >q.p 2>/dev/null || true
+(cd o && "$QED_IMG" rebase -p -b new.raw -F raw sub/missing.qed) >o.p 2>/dev/null || true
+cmp -s q.p o.p || fail "rebase -p of a missing image: the output differs"
 assert_status 1 "$QED_IMG" rebase -b new.raw -F raw o/sub/missing.qed 2>err
 grep -q "Could not open 'o/sub/missing.qed'.*No such file" err || fail "missing: $(cat err)"
 assert_same_bytes o/sub/t0.qed o/sub/t.qed

@@ -301,6 +301,10 @@ static int img_commit(int argc, char **argv)
         return 1;
     }
     probe_warning_print(img, filename);
+    /* As in qemu-img, -p draws its first line once the image is open, and
+     * every exit from here on ends the line. */
+    img_progress_init(progress, 1.0);
+    img_progress_print(0, 100);
 
     CommitChain chain;
     int ret = 0;
@@ -318,11 +322,7 @@ static int img_commit(int argc, char **argv)
         /* Emptying the top over a deeper base would let the stale layers
          * in between show through: -b into a deeper base implies -d. */
         drop = drop || chain.n > 1;
-        img_progress_init(progress, 1.0);
-        img_progress_print(0, 100);
         ret = commit(&chain, cache_flags, rate, drop, &err);
-        img_progress_print(100, 0);
-        img_progress_end();
         if (ret < 0) {
             img_error("%s", err->message);
             g_clear_error(&err);
@@ -333,6 +333,10 @@ static int img_commit(int argc, char **argv)
         g_clear_error(&err);
         ret = -EIO;
     }
+    if (ret == 0) {
+        img_progress_print(100, 0);
+    }
+    img_progress_end();
     if (ret < 0) {
         return 1;
     }

@@ -242,17 +242,24 @@ static int img_rebase(int argc, char **argv)
         img_error_exit("Must specify backing file (-b) or use unsafe mode (-u)");
     }
     const char *filename = argv[optind];
+    /* As in qemu-img, -p draws its first line here, before anything else is
+     * checked, and every exit from here on ends the line. */
+    img_progress_init(progress, 1.0);
+    img_progress_print(0, 100);
     unsigned flags, src_flags;
     if (!img_parse_cache(cache, &flags)) {
         img_error("Invalid cache option: %s", cache);
+        img_progress_end();
         return 1;
     }
     if (!img_parse_cache(src_cache, &src_flags)) {
         img_error("Invalid source cache option: %s", src_cache);
+        img_progress_end();
         return 1;
     }
     if (backing_fmt && strcmp(backing_fmt, "qed") != 0 && strcmp(backing_fmt, "raw") != 0) {
         img_error("Invalid format name: '%s'", backing_fmt);
+        img_progress_end();
         return 1;
     }
 
@@ -266,6 +273,7 @@ static int img_rebase(int argc, char **argv)
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);
+        img_progress_end();
         return 1;
     }
     probe_warning_print(img, filename);
@@ -286,11 +294,7 @@ static int img_rebase(int argc, char **argv)
         }
     }
     if (ret == 0 && !unsafe) {
-        img_progress_init(progress, 1.0);
-        img_progress_print(0, 100);
         ret = copy_differences(img, new_b, info.cluster_size, &err);
-        img_progress_print(100, 0);
-        img_progress_end();
     }
     if (ret == 0) {
         ret = qed_change_backing_file(img, name, backing_fmt, &err);
@@ -305,6 +309,10 @@ static int img_rebase(int argc, char **argv)
         g_clear_error(&err);
         ret = -EIO;
     }
+    if (ret == 0) {
+        img_progress_print(100, 0);
+    }
+    img_progress_end();
     return ret < 0 ? 1 : 0;
 }
 
