@@ -289,7 +289,8 @@ static int img_rebase(int argc, char **argv)
         ret = new_b ? 0 : -ENOENT;
         if (new_b && chain_holds(new_b, info.filename)) {
             img_error("Could not change the backing file to '%s': Backing file '%s' creates "
-                      "an infinite loop", name, info.filename);
+                      "an infinite loop",
+                      name, info.filename);
             ret = -ELOOP;
         }
     }
