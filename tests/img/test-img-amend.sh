@@ -45,6 +45,14 @@ assert_status 1 "$QED_IMG" amend -o "backing_file=$long,backing_fmt=raw" o/a.qed
 grep -q "No space left in the file header" err || fail "long name: $(cut -c 1-80 err)"
 assert_status 1 "$QED_IMG" amend -o backing_fmt=raw o/missing.qed 2>/dev/null
 assert_same_bytes a.before o/a.qed
+# -p with options refused: qemu-img ends the progress line without drawing
+# one (its stdout is one newline; also for qcow2, which amends).
+for opt in bogus=1 cluster_size=4k; do
+    qemu-img amend -p -o "$opt" q/a.qed >want 2>/dev/null || true
+    "$QED_IMG" amend -p -o "$opt" o/a.qed >out 2>/dev/null || true
+    cmp -s want out || fail "amend -p -o $opt: stdout differs from qemu-img's"
+done
+assert_same_bytes a.before o/a.qed
 
 # 3. -o help lists what QED amends.
 "$QED_IMG" amend -o help o/a.qed >out

@@ -118,6 +118,28 @@ compare_runs q o commit top.qed
 [ "$(stat -c %s o/base.raw)" -eq "$(stat -c %s q/base.raw)" ] || fail "base size differs"
 same_data q/base.raw o/base.raw
 
+# A base that must grow while its own backing file reaches past its end would
+# show that file where the top read zeros: refused before anything is written,
+# as qemu-img's commit fails there (Block job failed: Operation not supported).
+rm -rf q o
+mkdir q
+qemu-img create -q -f raw q/bot.raw 4M
+qemu-io -f raw -c 'write -P 7 0 4M' q/bot.raw >/dev/null
+qemu-img create -q -f qed -b bot.raw -F raw q/mid.qed 1M
+qemu-img create -q -f qed -b mid.qed -F qed q/top.qed 4M
+qemu-io -f qed -c 'write -P 1 0 64k' q/top.qed >/dev/null
+cp -r q o
+qemu-img convert -O raw q/top.qed want.raw
+cp o/top.qed top.before
+cp o/mid.qed mid.before
+assert_status 1 qemu-img commit -q q/top.qed 2>/dev/null
+assert_status 1 "$QED_IMG" commit o/top.qed 2>err
+grep -q "Could not grow 'o/mid.qed'.*'o/bot.raw' would show through" err ||
+    fail "grow over a longer backing file: $(cat err)"
+assert_same_bytes top.before o/top.qed
+assert_same_bytes mid.before o/mid.qed
+same_data o/top.qed want.raw qed raw
+
 # 6. Error paths: the same message and status; nothing changes.
 setup
 cp o/top.qed top.before
@@ -126,9 +148,20 @@ compare_runs q o commit -b nonexist top.qed
 compare_runs q o commit -b top.qed top.qed
 compare_runs q o commit
 compare_runs q o commit -r xx top.qed
+compare_runs q o commit -r -1 top.qed
+compare_runs q o commit -r 8E top.qed
+compare_runs q o commit -r 99999999999999999999 top.qed
 compare_runs q o commit -t bogus top.qed
 compare_runs q o commit -f bogus top.qed
 compare_runs q o commit top.qed extra
+# -p: qemu-img draws the first line once the image is open, and ends it on
+# every exit.
+compare_runs q o commit -p -f raw base.raw
+compare_runs q o commit -p -b nonexist top.qed
+# A missing image: the same output (the messages differ as documented).
+(cd q && qemu-img commit -p missing.qed) >q.p 2>/dev/null || true
+(cd o && "$QED_IMG" commit -p missing.qed) >o.p 2>/dev/null || true
+cmp -s q.p o.p || fail "commit -p of a missing image: the output differs"
 assert_same_bytes top.before o/top.qed
 # A missing image: both fail naming it (qemu-img repeats the prefix).
 assert_status 1 "$QED_IMG" commit o/missing.qed 2>err

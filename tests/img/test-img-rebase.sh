@@ -92,6 +92,11 @@ setup
 compare_runs q o rebase -u sub/t.qed
 assert_same_bytes q/sub/t.qed o/sub/t.qed
 
+# -p with -u: the first and the last line, as qemu-img draws them.
+setup
+compare_runs q o rebase -p -u -b new.raw -F raw sub/t.qed
+cmp -s q/sub/t.qed o/sub/t.qed || fail "rebase -p -u: the headers differ"
+
 # 4. Names the header area cannot hold are refused before anything is
 #    written; qemu-img writes a 5000-byte name that no QED reader opens.
 setup
@@ -144,6 +149,14 @@ compare_runs q o rebase -b new.raw -F raw -T bogus sub/t.qed
 compare_runs q o rebase -b new.raw sub/t.qed
 compare_runs q o rebase -u -b missing.raw sub/t.qed
 compare_runs q o rebase -f raw -b new.raw -F raw sub/old.raw
+# -p: qemu-img draws the first line before it checks anything else, and ends
+# it on every exit.
+compare_runs q o rebase -p -b missing.raw -F raw sub/t.qed
+compare_runs q o rebase -p -b new.raw -F raw -t bogus sub/t.qed
+# A missing image: the same output (the messages differ as documented).
+(cd q && qemu-img rebase -p -b new.raw -F raw sub/missing.qed) >q.p 2>/dev/null || true
+(cd o && "$QED_IMG" rebase -p -b new.raw -F raw sub/missing.qed) >o.p 2>/dev/null || true
+cmp -s q.p o.p || fail "rebase -p of a missing image: the output differs"
 assert_status 1 "$QED_IMG" rebase -b new.raw -F raw o/sub/missing.qed 2>err
 grep -q "Could not open 'o/sub/missing.qed'.*No such file" err || fail "missing: $(cat err)"
 assert_same_bytes o/sub/t0.qed o/sub/t.qed
@@ -152,6 +165,20 @@ cmp -s q/sub/old.raw o/sub/old.raw || fail "rebase of a raw image changed it"
 assert_status 1 "$QED_IMG" rebase -b t.qed -F qed o/sub/t.qed 2>err
 grep -q 'Failed to get shared "write" lock' err || fail "self: $(cat err)"
 assert_same_bytes o/sub/t0.qed o/sub/t.qed
+# Under -U no lock stops it, nor a rebase onto an image above (here a second
+# name of the same file, and an overlay of the image): refused as a loop,
+# where qemu-img writes an image that no reader opens.
+ln o/sub/t.qed o/sub/alias.qed
+qemu-img create -q -f qed -b t.qed -F qed o/sub/above.qed 2M
+for b in t.qed alias.qed above.qed; do
+    assert_status 1 "$QED_IMG" rebase -U -b "$b" -F qed o/sub/t.qed 2>err
+    grep -q "Could not change the backing file to '$b': .*infinite loop" err ||
+        fail "-U onto $b: $(cat err)"
+    assert_same_bytes o/sub/t0.qed o/sub/t.qed
+done
+assert_status 1 "$QED_IMG" rebase --locking=off -b above.qed -F qed o/sub/t.qed 2>/dev/null
+assert_same_bytes o/sub/t0.qed o/sub/t.qed
+qemu-img info --backing-chain o/sub/t.qed >/dev/null || fail "the image no longer opens"
 
 # 6. Held by qemu-io: qemu-img's lock error.
 qemu-io -f qed -c 'sleep 100000' q/sub/t.qed &
@@ -173,5 +200,18 @@ tr '\r' '\n' <out | grep -q '^    (100.00/100%)$' || fail "rebase -p: no 100% li
 same_data o/sub/t0.qed o/sub/t.qed
 qemu-img check -q o/sub/t.qed || fail "check after rebase onto nb.qed"
 qemu-img info o/sub/t.qed | grep -q '^backing file: nb.qed ' || fail "not rebased onto nb.qed"
+
+# 8. A large sparse image: past the end of both backing files nothing is
+#    compared (qemu-img reads its way through every megabyte of 4 TiB).
+rm -rf o
+mkdir o
+qemu-img create -q -f qed o/huge.qed 4T
+qemu-img create -q -f raw o/small.raw 1M
+qemu-io -f raw -c 'write -P 6 0 1M' o/small.raw >/dev/null
+timeout 60 "$QED_IMG" rebase -b small.raw -F raw o/huge.qed ||
+    fail "rebase of a 4 TiB sparse image failed or took over a minute"
+qemu-io -f qed -c 'read -P 0 0 2M' o/huge.qed | grep -q '^read 2097152/' ||
+    fail "the huge image does not read zeros where the new backing file has data"
+qemu-img check -q o/huge.qed || fail "check after the rebase of the huge image"
 
 report_mismatches

@@ -83,6 +83,7 @@ static int amend(QedImage *img, const QedInfo *info, const char *options)
                   name, strlen(name), info->filename, info->backing_name_max);
         return 1;
     }
+    img_progress_print(0, 100);
     if (qed_change_backing_file(img, name, fmt, &err) < 0) {
         img_error("%s", err->message);
         g_error_free(err);
@@ -197,8 +198,9 @@ static int img_amend(int argc, char **argv)
         img_opts_print_help(amend_options, false);
         status = 0;
     } else {
+        /* As in qemu-img: the first line is drawn once the options are
+         * accepted (amend draws it), and the line is ended on every exit. */
         img_progress_init(progress, 1.0);
-        img_progress_print(0, 100);
         status = amend(img, &info, options);
         if (status == 0) {
             img_progress_print(100, 0);

@@ -155,6 +155,31 @@ static int reopen_base(QedImage *base, unsigned open_flags, bool writable, GErro
     return qed_reopen(base, flags, errp);
 }
 
+/* A base that must grow for the top while its own backing file reaches past
+ * its end would show that backing file's data in the grown area, where the
+ * top read zeros (past the end of its backing file): the top's data would
+ * change, and once emptied, be lost. QEMU's commit fails there too (its
+ * truncate must zero-fill the area, which QED cannot: ENOTSUP). Checked before
+ * anything is written; prints the error. */
+static bool base_can_grow(const CommitChain *chain)
+{
+    QedImage *base = chain->base;
+    QedImage *below = qed_get_backing(base);
+    uint64_t top_size = qed_get_size(chain->layers[0]);
+    uint64_t base_size = qed_get_size(base);
+    if (!below || base_size >= top_size || qed_get_size(below) <= base_size) {
+        return true;
+    }
+    QedInfo ti = { .filename = "?" }, bi = ti, li = ti;
+    qed_get_info(chain->layers[0], &ti, NULL);
+    qed_get_info(base, &bi, NULL);
+    qed_get_info(below, &li, NULL);
+    img_error("Could not grow '%s' to the size of '%s' (%" PRIu64 " bytes): its backing "
+              "file '%s' would show through the new area: %s",
+              bi.filename, ti.filename, top_size, li.filename, g_strerror(ENOTSUP));
+    return false;
+}
+
 /* Opens the base read-write (as qemu-img reopens it, taking the write locks),
  * grows it to the size of the top when it is smaller (as QEMU's commit
  * does), copies, empties the top unless drop, and drops the base back to
@@ -216,15 +241,24 @@ static int img_commit(int argc, char **argv)
         case 'b':
             base_name = optarg;
             break;
-        case 'r':
-            if (units_parse_size(optarg, 'B', &rate) < 0 || rate > INT64_MAX) {
+        case 'r': {
+            /* qemu-img's two messages: malformed, or out of range (which
+             * includes numbers too large for 64 bits). */
+            int r = units_parse_size(optarg, 'B', &rate);
+            if (r < 0 && r != -ERANGE) {
                 img_error("Invalid rate limit specified. You may use k, M, G, T, P or E "
                           "suffixes for");
                 img_error("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
                           "exabytes.");
                 return 1;
             }
+            if (r == -ERANGE || rate > INT64_MAX) {
+                img_error("Invalid rate limit specified. Must be between 0 and %" PRId64 ".",
+                          INT64_MAX);
+                return 1;
+            }
             break;
+        }
         case 'd':
             drop = true;
             break;
@@ -267,6 +301,10 @@ static int img_commit(int argc, char **argv)
         return 1;
     }
     probe_warning_print(img, filename);
+    /* As in qemu-img, -p draws its first line once the image is open, and
+     * every exit from here on ends the line. */
+    img_progress_init(progress, 1.0);
+    img_progress_print(0, 100);
 
     CommitChain chain;
     int ret = 0;
@@ -277,15 +315,14 @@ static int img_commit(int argc, char **argv)
         img_error("Did not find '%s' in the backing chain of '%s'", base_name, filename);
         ret = -EINVAL;
     }
+    if (ret == 0 && !base_can_grow(&chain)) {
+        ret = -ENOTSUP;
+    }
     if (ret == 0) {
         /* Emptying the top over a deeper base would let the stale layers
          * in between show through: -b into a deeper base implies -d. */
         drop = drop || chain.n > 1;
-        img_progress_init(progress, 1.0);
-        img_progress_print(0, 100);
         ret = commit(&chain, cache_flags, rate, drop, &err);
-        img_progress_print(100, 0);
-        img_progress_end();
         if (ret < 0) {
             img_error("%s", err->message);
             g_clear_error(&err);
@@ -296,6 +333,10 @@ static int img_commit(int argc, char **argv)
         g_clear_error(&err);
         ret = -EIO;
     }
+    if (ret == 0) {
+        img_progress_print(100, 0);
+    }
+    img_progress_end();
     if (ret < 0) {
         return 1;
     }

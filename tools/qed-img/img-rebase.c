@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <qed.h>
 
@@ -56,6 +57,10 @@ static int preserve(QedImage *img, const uint8_t *old_data, uint64_t n, uint64_t
 static int rebase_range(QedImage *img, QedImage *old_b, QedImage *new_b, uint32_t cluster,
                         uint64_t pos, uint64_t len, uint8_t *a, uint8_t *b, GError **errp)
 {
+    /* Past the end of both backing files both read zeros: nothing differs
+     * there, and a large sparse image is not compared megabyte by megabyte. */
+    uint64_t end = MAX(old_b ? qed_get_size(old_b) : 0, new_b ? qed_get_size(new_b) : 0);
+    len = pos < end ? MIN(len, end - pos) : 0;
     while (len > 0) {
         /* Whole clusters of the image: a comparison step ends on one. */
         uint64_t n = MIN(len, REBASE_CHUNK - pos % cluster);
@@ -116,6 +121,27 @@ static QedImage *open_new_backing(const QedInfo *info, const char *name, const c
         g_error_free(err);
     }
     return b;
+}
+
+/* Whether the file path is the file of an image in the chain from b down.
+ * Under -U (or --locking=off) nothing else stops a rebase onto the image
+ * itself or onto an image above it, which leaves a backing loop that no
+ * reader opens; qemu-img writes it. */
+static bool chain_holds(QedImage *b, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        return false;
+    }
+    for (; b; b = qed_get_backing(b)) {
+        QedInfo info;
+        struct stat bst;
+        if (qed_get_info(b, &info, NULL) == 0 && stat(info.filename, &bst) == 0 &&
+            bst.st_dev == st.st_dev && bst.st_ino == st.st_ino) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Whether the header can take the new backing file: an image format with
@@ -216,17 +242,24 @@ static int img_rebase(int argc, char **argv)
         img_error_exit("Must specify backing file (-b) or use unsafe mode (-u)");
     }
     const char *filename = argv[optind];
+    /* As in qemu-img, -p draws its first line here, before anything else is
+     * checked, and every exit from here on ends the line. */
+    img_progress_init(progress, 1.0);
+    img_progress_print(0, 100);
     unsigned flags, src_flags;
     if (!img_parse_cache(cache, &flags)) {
         img_error("Invalid cache option: %s", cache);
+        img_progress_end();
         return 1;
     }
     if (!img_parse_cache(src_cache, &src_flags)) {
         img_error("Invalid source cache option: %s", src_cache);
+        img_progress_end();
         return 1;
     }
     if (backing_fmt && strcmp(backing_fmt, "qed") != 0 && strcmp(backing_fmt, "raw") != 0) {
         img_error("Invalid format name: '%s'", backing_fmt);
+        img_progress_end();
         return 1;
     }
 
@@ -240,6 +273,7 @@ static int img_rebase(int argc, char **argv)
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);
+        img_progress_end();
         return 1;
     }
     probe_warning_print(img, filename);
@@ -253,13 +287,15 @@ static int img_rebase(int argc, char **argv)
         unsigned bflags = (src_flags & QED_OPEN_DIRECT) | (force_share ? QED_OPEN_FORCE_SHARE : 0);
         new_b = open_new_backing(&info, name, backing_fmt, bflags, locking);
         ret = new_b ? 0 : -ENOENT;
+        if (new_b && chain_holds(new_b, info.filename)) {
+            img_error("Could not change the backing file to '%s': Backing file '%s' creates "
+                      "an infinite loop",
+                      name, info.filename);
+            ret = -ELOOP;
+        }
     }
     if (ret == 0 && !unsafe) {
-        img_progress_init(progress, 1.0);
-        img_progress_print(0, 100);
         ret = copy_differences(img, new_b, info.cluster_size, &err);
-        img_progress_print(100, 0);
-        img_progress_end();
     }
     if (ret == 0) {
         ret = qed_change_backing_file(img, name, backing_fmt, &err);
@@ -274,6 +310,10 @@ static int img_rebase(int argc, char **argv)
         g_clear_error(&err);
         ret = -EIO;
     }
+    if (ret == 0) {
+        img_progress_print(100, 0);
+    }
+    img_progress_end();
     return ret < 0 ? 1 : 0;
 }
 
