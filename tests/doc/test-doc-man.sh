@@ -22,10 +22,12 @@ io_commands() {
 }
 
 # The options (-x and --long) at the start of the lines of an "Options"
-# list: lines that begin with two spaces and a dash.
+# list: lines that begin with two spaces and a dash. Words that only start
+# with a dash (a wrapped synopsis line's "--disable)...", a wrapped
+# sentence's "-O's") are not options.
 options_of() {
     grep -E '^  +-' | sed -E 's/^ +//; s/  .*//' | tr ',' '\n' |
-        sed -E 's/^ +//; s/[ =].*//' | grep -E '^--?[A-Za-z]' | sort -u
+        sed -E 's/^ +//; s/[ =].*//' | grep -xE -e '--?[A-Za-z0-9][A-Za-z0-9-]*' | sort -u
 }
 
 # check_page POD COMMANDS_FILE OPTIONS_FILE: every command is an "=item B<cmd>"

@@ -181,9 +181,10 @@ static G_NORETURN void print_help(void)
 {
     printf("usage: " QED_IMG_NAME " [-h | --help] [-V | --version] COMMAND [COMMAND OPTIONS]\n"
            "\n"
-           "Create and inspect QED (QEMU Enhanced Disk) images. The commands take the\n"
-           "options of qemu-img and print what qemu-img 7.2 prints, so that scripts\n"
-           "written for qemu-img work unchanged on QED and raw images.\n"
+           "Create, inspect, convert and change QED (QEMU Enhanced Disk) and raw images.\n"
+           "The commands take the options of qemu-img and print what qemu-img 7.2\n"
+           "prints, so that scripts written for qemu-img work unchanged on QED and raw\n"
+           "images.\n"
            "\n"
            "Options:\n"
            "  -h, --help       display this help and exit\n"
@@ -218,7 +219,8 @@ static G_NORETURN void print_help(void)
            "    the file system cannot ('on'), or not at all ('off')\n"
            "  '--output' takes the format of the output: 'human' or 'json'\n"
            "\n"
-           "Exit status: 0 on success, 1 on any error.\n"
+           "Exit status: 0 on success, 1 on any error; check and compare have codes of\n"
+           "their own (see their --help).\n"
            "\n"
            "Supported formats: qed raw\n");
     exit(EXIT_SUCCESS);
