@@ -548,6 +548,23 @@ int qed_resize(QedImage *img, uint64_t size, GError **errp)
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
         return -EROFS;
     }
+    if (img->drv == &qed_driver && size < img->drv->get_size(img)) {
+        /* A shrink moves clusters and cuts the file by what the tables
+         * say: over damaged tables it could neither cut nor keep its
+         * promise of a clean image, so it refuses before changing anything. */
+        QedCheckResult res;
+        int ret = qed_check(img, 0, &res, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (res.corruptions > 0 || res.check_errors > 0) {
+            g_set_error(errp, QED_ERROR, EIO,
+                        "%s: cannot shrink an image with %" PRIu64 " corruptions; repair it "
+                        "first (qed-img check -r all)",
+                        img->filename, res.corruptions + res.check_errors);
+            return -EIO;
+        }
+    }
     return img->drv->resize(img, size, errp);
 }
 
