@@ -217,7 +217,9 @@ uint64_t qed_get_size(QedImage *img);
  * grow reads zeros past the old end, not the old data. A crash at any point
  * leaves the image consistent, at worst with leaks, and nothing inside the
  * new size changed (docs/design.md gives the order). Shrinking moves
- * clusters: no other request may be in flight on the handle meanwhile.
+ * clusters: no other request may be in flight on the handle meanwhile. A
+ * shrink first checks the image (qed_check) and refuses one with corruptions
+ * (-EIO, nothing changed): repair it first.
  * Raw files are truncated or extended. */
 int qed_resize(QedImage *img, uint64_t size, GError **errp);
 

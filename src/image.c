@@ -367,8 +367,14 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
         g_set_error(errp, QED_ERROR, EINVAL, "%s: Unknown driver '%s'", filename, format);
         return -EINVAL;
     }
+    /* Named as qed_open reads names: "file:a:b" creates "a:b". */
+    const char *local;
+    int ret = image_local_name(filename, "images", &local, NULL, errp);
+    if (ret < 0) {
+        return ret;
+    }
     GError *err = NULL;
-    BlkDev *file = blk_file_open(filename, BLK_OPEN_CREATE, &err);
+    BlkDev *file = blk_file_open(local, BLK_OPEN_CREATE, &err);
     if (!file) {
         int code = err->code;
         g_propagate_error(errp, err);
@@ -376,7 +382,7 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     }
     /* qemu-img create's locks, before the file is emptied: it writes and
      * resizes, and shares everything but resize. */
-    int ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
+    ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
                        opts->locking, &err);
     if (ret == 0) {
         ret = strcmp(format, "raw") == 0 ? raw_format_create(file, opts, &err)
@@ -547,6 +553,23 @@ int qed_resize(QedImage *img, uint64_t size, GError **errp)
     if (img->opts.flags & QED_OPEN_READ_ONLY) {
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
         return -EROFS;
+    }
+    if (img->drv == &qed_driver && size < img->drv->get_size(img)) {
+        /* A shrink moves clusters and cuts the file by what the tables
+         * say: over damaged tables it could neither cut nor keep its
+         * promise of a clean image, so it refuses before changing anything. */
+        QedCheckResult res;
+        int ret = qed_check(img, 0, &res, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (res.corruptions > 0 || res.check_errors > 0) {
+            g_set_error(errp, QED_ERROR, EIO,
+                        "%s: cannot shrink an image with %" PRIu64 " corruptions; repair it "
+                        "first (qed-img check -r all)",
+                        img->filename, res.corruptions + res.check_errors);
+            return -EIO;
+        }
     }
     return img->drv->resize(img, size, errp);
 }

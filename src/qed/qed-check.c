@@ -15,11 +15,12 @@
  *   right, where QEMU miscounts past cluster_size - 1 clusters (its cluster
  *   index divides by cluster_size - 1; docs/format.md).
  * - "Inside the file" means inside the file's length rounded up to a cluster,
- *   as for the reads (qed-table.c): an allocating write without a backing
- *   file leaves the rest of its new cluster unwritten, so between flushes
- *   (and after a crash) the last cluster may stick out past the end of the
- *   file. QEMU, whose writes always fill the cluster, calls a reference to
- *   it a corruption; any repair grows the file over it.
+ *   as for the reads (qed-table.c), so that a file cut inside its last
+ *   cluster still reads. QEMU rounds the length down and calls a reference
+ *   that reaches into a partial last cluster a corruption; so does this
+ *   check (libqed never writes such a file: it grows the file ahead of
+ *   allocation, qed-alloc.c), and its repair (FIX_ERRORS) grows the file
+ *   over the cluster instead of dropping the reference, so no data is lost.
  * - Memory: one bit per cluster of the file, the L1 table and one L2 table
  *   (the tables are read straight from disk, not through the L2 cache); a
  *   compaction adds at most max(entries per table, 64 Ki) move records of
@@ -162,6 +163,24 @@ static bool ref_valid(const Check *c, uint64_t offset, uint64_t bytes)
            offset < end && bytes <= end - offset;
 }
 
+/* QEMU rounds the length of the file down to a cluster: to its check a
+ * reference that reaches into a partial last cluster is a corruption. It
+ * counts as one here too; the repair keeps the reference and grows the file
+ * over it (repair()), so no data is lost. */
+static bool sticks_out(Check *c, uint64_t offset, uint64_t bytes)
+{
+    const QedState *s = c->s;
+    uint64_t whole = c->length >> s->cluster_bits << s->cluster_bits;
+    if (offset + bytes <= whole) {
+        return false;
+    }
+    c->res->corruptions++;
+    if ((c->fix & QED_CHECK_FIX_ERRORS) && !s->file->fixed_length) {
+        c->res->corruptions_fixed++;
+    }
+    return true;
+}
+
 /* Clusters of [offset, offset + n clusters) already marked. */
 static uint64_t count_marked(const Check *c, uint64_t offset, uint64_t n)
 {
@@ -218,6 +237,7 @@ static bool check_l2(Check *c)
             }
             continue;
         }
+        sticks_out(c, e, s->cluster_size);
         mark(c, e, 1);
     }
     return changed;
@@ -285,6 +305,7 @@ static int scan(Check *c)
             }
             continue;
         }
+        sticks_out(c, e, s->table_bytes);
         mark(c, e, table_size);
         ret = qed_read_l2(s, e, c->l2);
         if (ret < 0) {
@@ -588,7 +609,7 @@ static int repair(Check *c)
     int ret = 0;
 
     uint64_t whole = c->nbits << s->cluster_bits;
-    if (c->length < whole && !s->file->fixed_length) {
+    if (c->length < whole && (c->fix & QED_CHECK_FIX_ERRORS) && !s->file->fixed_length) {
         ret = blk_truncate(s->file, whole);
         c->length = whole;
     }

@@ -160,7 +160,13 @@ static int validate_header(QedState *s, uint64_t file_length, GError **errp)
     if (h->image_size % 512 != 0 || h->image_size > s->max_image_size) {
         return open_error(errp, EINVAL, "QED image size is invalid");
     }
-    if (h->header_size == 0 || h->header_size > UINT32_MAX / h->cluster_size) {
+    if (h->header_size == 0) {
+        /* QEMU opens it, but then the header's own cluster is not
+         * metadata and a data cluster could overwrite it. */
+        return open_error(errp, EINVAL,
+                          "QED header size is 0 clusters (the header needs at least 1)");
+    }
+    if (h->header_size > UINT32_MAX / h->cluster_size) {
         return open_error(errp, EINVAL, "QED header size is too large");
     }
     s->header_bytes = (uint64_t)h->header_size * h->cluster_size;

@@ -165,6 +165,26 @@ truncate -s 4M g.raw
 qemu-img compare -q -F raw g.qed g.raw || fail "shrink and grow over a backing file"
 qemu-img check -q g.qed || fail "qemu-img check after shrink and grow over a backing file"
 
+# A shrink of a corrupt image is refused before anything changes: over damaged
+# tables it could not cut the file or leave the image clean.
+qemu-img create -q -f qed -o cluster_size=4k bad.qed 4M
+qemu-io -c 'write -P 3 0 8k' -c 'write -P 4 3M 4k' bad.qed >/dev/null
+python3 - bad.qed <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(40); l1 = struct.unpack('<Q', f.read(8))[0]
+    f.seek(l1); l2 = struct.unpack('<Q', f.read(8))[0]
+    f.seek(l2 + 8); f.write(struct.pack('<Q', 1 << 40))  # past the end of the file
+PY
+sum=$(md5sum <bad.qed)
+assert_status 2 qemu-img check -q bad.qed
+assert_status 1 "$QED_IMG" resize --shrink bad.qed 2M 2>err.txt
+grep -q "bad.qed: cannot shrink an image with 1 corruptions" err.txt || fail "corrupt shrink: $(cat err.txt)"
+[ "$(md5sum <bad.qed)" = "$sum" ] || fail "a refused shrink changed the image"
+"$QED_IMG" check -q -r all bad.qed
+"$QED_IMG" resize -q --shrink bad.qed 2M
+qemu-img check -q bad.qed || fail "qemu-img check after a shrink of a repaired image"
+
 # A read-only shrink changes nothing.
 cp s.qed ro.qed
 chmod a-w ro.qed

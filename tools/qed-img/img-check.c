@@ -90,6 +90,8 @@ static void print_human(const ImageCheck *check)
 enum {
     OPTION_OUTPUT = 256,
     OPTION_LOCKING,
+    OPTION_OBJECT,
+    OPTION_IMAGE_OPTS,
 };
 
 static int img_check(int argc, char **argv)
@@ -101,6 +103,8 @@ static int img_check(int argc, char **argv)
         { "output", required_argument, NULL, OPTION_OUTPUT },
         { "force-share", no_argument, NULL, 'U' },
         { "locking", required_argument, NULL, OPTION_LOCKING },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL;
@@ -136,6 +140,10 @@ static int img_check(int argc, char **argv)
         case 'U':
             force_share = true;
             break;
+        case OPTION_OBJECT:
+            img_refuse_object();
+        case OPTION_IMAGE_OPTS:
+            img_refuse_image_opts();
         case OPTION_OUTPUT:
             output = optarg;
             break;
@@ -242,7 +250,7 @@ static int img_check(int argc, char **argv)
 const ImgCommand img_check_command = {
     .name = "check",
     .run = img_check,
-    .synopsis = "[-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] "
+    .synopsis = "[--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] "
                 "[--locking=mode] filename",
     .summary = "Check an image for consistency, and repair it.",
     .help =
@@ -276,6 +284,8 @@ const ImgCommand img_check_command = {
         "  --locking=mode       'auto' (the default) locks the image as QEMU does where\n"
         "                       the file system allows it, 'on' fails where it does\n"
         "                       not, 'off' takes no lock and ignores those of others\n"
+        "  --object, --image-opts  refused: qed-img has no QEMU objects, and takes\n"
+        "                       file names and -f only\n"
         "  -h, --help           display this help and exit\n"
         "\n"
         "Exit status: 0 the image is consistent, 1 the check could not be run or\n"

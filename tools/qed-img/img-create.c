@@ -322,6 +322,7 @@ static bool create_image(const CreateRequest *req)
 
 enum {
     OPTION_LOCKING = 256,
+    OPTION_OBJECT,
 };
 
 static int img_create(int argc, char **argv)
@@ -329,6 +330,7 @@ static int img_create(int argc, char **argv)
     static const struct option long_options[] = {
         { "help", no_argument, NULL, 'h' },
         { "locking", required_argument, NULL, OPTION_LOCKING },
+        { "object", required_argument, NULL, OPTION_OBJECT },
         { NULL, 0, NULL, 0 },
     };
     CreateRequest req = { .fmt = "qed" };
@@ -363,6 +365,8 @@ static int img_create(int argc, char **argv)
                 return 1;
             }
             break;
+        case OPTION_OBJECT:
+            img_refuse_object();
         }
     }
 
@@ -402,7 +406,7 @@ static int img_create(int argc, char **argv)
 const ImgCommand img_create_command = {
     .name = "create",
     .run = img_create,
-    .synopsis = "[-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
+    .synopsis = "[--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
                 "[--locking=mode] filename [size]",
     .summary = "Create a new image.",
     .help =
@@ -431,6 +435,7 @@ const ImgCommand img_create_command = {
         "  --locking=mode   'auto' (the default) locks a QED image while writing it as\n"
         "                   QEMU does where the file system allows it, 'on' fails where\n"
         "                   it does not, 'off' overwrites the file whoever uses it\n"
+        "  --object objectdef  refused: qed-img has no QEMU objects\n"
         "  -h, --help       display this help and exit\n"
         "\n"
         "Options of -o for qed:\n"

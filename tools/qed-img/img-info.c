@@ -74,7 +74,7 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
     }
 
     ImageInfo *info = g_new0(ImageInfo, 1);
-    info->filename = g_strdup(filename);
+    info->filename = g_strdup(qinfo.filename); /* less a "file:" prefix, as qemu-img */
     info->format = g_strdup(qinfo.format);
     info->virtual_size = qinfo.virtual_size;
     info->actual_size = qinfo.actual_size;
@@ -218,6 +218,8 @@ enum {
     OPTION_OUTPUT = 256,
     OPTION_BACKING_CHAIN,
     OPTION_LOCKING,
+    OPTION_OBJECT,
+    OPTION_IMAGE_OPTS,
 };
 
 static int img_info(int argc, char **argv)
@@ -229,6 +231,8 @@ static int img_info(int argc, char **argv)
         { "backing-chain", no_argument, NULL, OPTION_BACKING_CHAIN },
         { "force-share", no_argument, NULL, 'U' },
         { "locking", required_argument, NULL, OPTION_LOCKING },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL;
@@ -250,6 +254,10 @@ static int img_info(int argc, char **argv)
                 return 1;
             }
             break;
+        case OPTION_OBJECT:
+            img_refuse_object();
+        case OPTION_IMAGE_OPTS:
+            img_refuse_image_opts();
         case OPTION_OUTPUT:
             output = optarg;
             break;
@@ -288,7 +296,7 @@ static int img_info(int argc, char **argv)
 const ImgCommand img_info_command = {
     .name = "info",
     .run = img_info,
-    .synopsis = "[-f fmt] [--output=ofmt] [--backing-chain] [-U] [--locking=mode] filename",
+    .synopsis = "[--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--locking=mode] filename",
     .summary = "Show information about an image.",
     .help =
         "Describe the disk image FILENAME as qemu-img info does, with the same lines\n"
@@ -313,6 +321,8 @@ const ImgCommand img_info_command = {
         "  --locking=mode     'auto' (the default) locks the image as QEMU does where\n"
         "                     the file system allows it, 'on' fails where it does not,\n"
         "                     'off' takes no lock and ignores those of others\n"
+        "  --object, --image-opts  refused: qed-img has no QEMU objects, and takes\n"
+        "                     file names and -f only\n"
         "  -h, --help         display this help and exit\n"
         "\n"
         "Exit status: 0 on success, 1 when an image cannot be opened or read.\n"

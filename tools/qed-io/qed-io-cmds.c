@@ -398,7 +398,7 @@ static int discard_f(IoState *s, int argc, char **argv)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ret = io_check_range(s, offset, bytes);
-    if (ret == 0) {
+    if (ret == 0 && !s->discard_ignore) {
         GError *err = NULL;
         ret = io_lib_error(qed_discard(s->img, bytes, offset, &err), err);
     }

@@ -40,6 +40,40 @@ static int parse_cache_mode(const char *mode, unsigned *flags)
     return -EINVAL;
 }
 
+/* The -d discard modes of qemu-io: ignore/off or unmap/on. */
+static int parse_discard_mode(const char *mode, bool *ignore)
+{
+    if (strcmp(mode, "ignore") == 0 || strcmp(mode, "off") == 0) {
+        *ignore = true;
+    } else if (strcmp(mode, "unmap") == 0 || strcmp(mode, "on") == 0) {
+        *ignore = false;
+    } else {
+        io_error_report("Invalid discard option: %s", mode);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The -i aio modes of qemu-io. libqed does its own I/O whatever the mode
+ * (threads, or O_DIRECT with -n), so the mode only keeps qemu-io's rule that
+ * native aio needs the page cache bypassed. */
+typedef enum IoAio { IO_AIO_THREADS, IO_AIO_NATIVE, IO_AIO_IO_URING } IoAio;
+
+static int parse_aio_mode(const char *mode, IoAio *aio)
+{
+    if (strcmp(mode, "threads") == 0) {
+        *aio = IO_AIO_THREADS;
+    } else if (strcmp(mode, "native") == 0) {
+        *aio = IO_AIO_NATIVE;
+    } else if (strcmp(mode, "io_uring") == 0) {
+        *aio = IO_AIO_IO_URING;
+    } else {
+        io_error_report("Invalid aio option: %s", mode);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* The library's open errors read "Could not open 'FILE': REASON", as
  * qemu-img prints them; qemu-io prints "can't open device FILE: REASON",
  * and only the REASON of a failed open(2) itself starts with "Could not
@@ -59,7 +93,7 @@ static const char *open_error_reason(const char *filename, const GError *err)
 /* Opens filename as the current image; format NULL probes. Backing files
  * may be any local file or block device, as in qemu-io. */
 static int open_image(IoState *s, const char *filename, const char *format, unsigned flags,
-                      QedLocking locking)
+                      QedLocking locking, IoAio aio, bool discard_ignore)
 {
     flags |= QED_OPEN_BACKING_BLOCK_DEVICES;
     QedOpenOptions opts = { .format = format, .flags = flags, .locking = locking };
@@ -67,6 +101,12 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
 
     if (s->img) {
         io_error_report("file open already, try 'help close'");
+        return -EINVAL;
+    }
+    if (aio == IO_AIO_NATIVE && !(flags & QED_OPEN_DIRECT)) {
+        io_error_report("can't open device %s: aio=native was specified, but it requires "
+                        "cache.direct=on, which was not specified.",
+                        filename);
         return -EINVAL;
     }
     s->img = qed_open(filename, &opts, &err);
@@ -78,6 +118,7 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
     }
     s->read_only = flags & QED_OPEN_READ_ONLY;
     s->open_flags = flags;
+    s->discard_ignore = discard_ignore;
     if (!s->read_only) {
         probe_warning_print(s->img, filename);
     }
@@ -130,10 +171,30 @@ static int open_f(IoState *s, int argc, char **argv)
     const char *format = NULL;
     const char *optstr = NULL;
     QedLocking locking = QED_LOCKING_AUTO;
+    IoAio aio = IO_AIO_THREADS;
+    bool discard_ignore = false;
     int c;
 
-    while ((c = getopt(argc, argv, "nro:t:U")) != -1) {
+    while ((c = getopt(argc, argv, "nro:t:Ud:i:ksC")) != -1) {
         switch (c) {
+        case 'd':
+            if (parse_discard_mode(optarg, &discard_ignore) < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 'i':
+            if (parse_aio_mode(optarg, &aio) < 0) {
+                return -EINVAL;
+            }
+            break;
+        case 'k':
+            aio = IO_AIO_NATIVE;
+            break;
+        case 's':
+        case 'C':
+            io_error_report("-%c is not supported: qed-io has no %s", c,
+                            c == 's' ? "temporary snapshot overlay" : "copy-on-read");
+            return -ENOTSUP;
         case 'n':
             flags = (flags & ~QED_OPEN_WRITETHROUGH) | QED_OPEN_DIRECT;
             break;
@@ -164,7 +225,7 @@ static int open_f(IoState *s, int argc, char **argv)
     if (optstr && parse_open_options(argv[optind], optstr, &format, &locking) < 0) {
         return -EINVAL;
     }
-    return open_image(s, argv[optind], format, flags, locking);
+    return open_image(s, argv[optind], format, flags, locking, aio, discard_ignore);
 }
 
 const IoCmd io_open_cmd = {
@@ -174,7 +235,7 @@ const IoCmd io_open_cmd = {
     .argmin = 1,
     .argmax = -1,
     .flags = IO_CMD_NOFILE_OK,
-    .args = "[-rnU] [-t cache] [-o driver=FMT,file.locking=MODE] path",
+    .args = "[-rnkU] [-t cache] [-d discard] [-i aio] [-o driver=FMT,file.locking=MODE] path",
     .oneline = "open the file specified by path",
     .help = "\n"
             " Opens an image for the other commands; only one is open at a time.\n"
@@ -185,6 +246,11 @@ const IoCmd io_open_cmd = {
             " -r, -- open read-only\n"
             " -n, -- bypass the host page cache, the same as -t none\n"
             " -t, -- cache mode: writeback (default), writethrough, none, directsync\n"
+            " -d, -- discard mode: unmap or on (default: discard makes the range read\n"
+            "        zeros), ignore or off (discard succeeds and changes nothing)\n"
+            " -i, -- aio mode: threads (default), native (needs -n or -t none) or\n"
+            "        io_uring; libqed does its own I/O whatever the mode\n"
+            " -k, -- the same as -i native\n"
             " -U, -- force shared permissions (with -r): let others write meanwhile\n"
             " -o, -- driver=qed or driver=raw (the format is probed otherwise);\n"
             "        file.locking=auto, on or off (see qed-io --help)\n"
@@ -331,12 +397,21 @@ static void usage(void)
            "  -r, --read-only      open the image read-only\n"
            "  -n, --nocache        bypass the host page cache, the same as -t none\n"
            "  -t, --cache=MODE     writeback (default), writethrough, none, directsync\n"
+           "  -d, --discard=MODE   unmap or on (default: discard makes the range read\n"
+           "                       zeros), ignore or off (discard changes nothing)\n"
+           "  -i, --aio=MODE       threads (default), native (needs -n) or io_uring;\n"
+           "                       libqed does its own I/O whatever the mode\n"
+           "  -k, --native-aio     the same as -i native\n"
            "  -m, --misalign       misalign the I/O buffers (tests O_DIRECT paths)\n"
            "  -U, --force-share    force shared permissions (with -r only): let other\n"
            "                       programs write the image meanwhile\n"
            "  --locking=MODE       auto (default): lock the image as QEMU does where the\n"
            "                       file system allows it; on: fail where it does not;\n"
            "                       off: take no lock and ignore those of others\n"
+           "  -T, --trace=EVENTS   accepted and ignored (with a warning): no tracing\n"
+           "  --image-opts, --object, -s, --snapshot, -C, --copy-on-read\n"
+           "                       refused: qed-io takes a file name and -f only, and\n"
+           "                       has no snapshot overlay or copy-on-read\n"
            "  -h, --help           display this help and exit\n"
            "  -V, --version        output version information and exit\n"
            "\n"
@@ -346,6 +421,8 @@ static void usage(void)
 
 enum {
     OPTION_LOCKING = 256,
+    OPTION_IMAGE_OPTS,
+    OPTION_OBJECT,
 };
 
 int main(int argc, char **argv)
@@ -361,8 +438,18 @@ int main(int argc, char **argv)
         { "misalign", no_argument, NULL, 'm' },
         { "force-share", no_argument, NULL, 'U' },
         { "locking", required_argument, NULL, OPTION_LOCKING },
+        { "aio", required_argument, NULL, 'i' },
+        { "native-aio", no_argument, NULL, 'k' },
+        { "discard", required_argument, NULL, 'd' },
+        { "snapshot", no_argument, NULL, 's' },
+        { "copy-on-read", no_argument, NULL, 'C' },
+        { "trace", required_argument, NULL, 'T' },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "object", required_argument, NULL, OPTION_OBJECT },
         { NULL, 0, NULL, 0 },
     };
+    IoAio aio = IO_AIO_THREADS;
+    bool discard_ignore = false;
     IoState s = { 0 };
     QedLocking locking = QED_LOCKING_AUTO;
     GPtrArray *cmds = g_ptr_array_new();
@@ -373,8 +460,37 @@ int main(int argc, char **argv)
 
     g_set_prgname(prgname); /* copies the name */
     g_free(prgname);
-    while ((c = getopt_long(argc, argv, "hVc:f:rnt:mU", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hVc:f:rnt:mUd:i:ksCT:", long_opts, NULL)) != -1) {
         switch (c) {
+        case 'd':
+            if (parse_discard_mode(optarg, &discard_ignore) < 0) {
+                return 1;
+            }
+            break;
+        case 'i':
+            if (parse_aio_mode(optarg, &aio) < 0) {
+                return 1;
+            }
+            break;
+        case 'k':
+            aio = IO_AIO_NATIVE;
+            break;
+        case 's':
+        case 'C':
+            io_error_report("-%c is not supported: qed-io has no %s", c,
+                            c == 's' ? "temporary snapshot overlay" : "copy-on-read");
+            return 1;
+        case 'T':
+            io_error_report("warning: tracing is not supported; -T %s ignored", optarg);
+            break;
+        case OPTION_IMAGE_OPTS:
+            io_error_report("--image-opts is not supported: name the image file (and give -f "
+                            "FMT) instead");
+            return 1;
+        case OPTION_OBJECT:
+            io_error_report("--object is not supported: qed-io has no QEMU objects (secrets, "
+                            "TLS credentials, throttle groups) and QED images need none");
+            return 1;
         case 'c':
             g_ptr_array_add(cmds, optarg);
             break;
@@ -422,7 +538,8 @@ int main(int argc, char **argv)
     }
 
     s.aio = io_aio_pool_new();
-    if (argc - optind == 1 && open_image(&s, argv[optind], format, flags, locking) < 0) {
+    if (argc - optind == 1 && open_image(&s, argv[optind], format, flags, locking, aio,
+                                          discard_ignore) < 0) {
         return 1;
     }
     ret = command_loop(&s, (char **)cmds->pdata, (int)cmds->len);

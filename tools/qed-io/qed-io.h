@@ -24,6 +24,8 @@ typedef struct IoState {
     bool read_only; /* img was opened without write access */
     unsigned open_flags; /* the QED_OPEN_* flags img has now */
     bool misalign;  /* -m: buffers start 16 bytes past an alignment */
+    bool discard_ignore; /* -d ignore/off: discard succeeds and changes nothing, as in
+                          * qemu-io (the default, unmap, makes the range read zeros) */
     bool quit;      /* set by "quit"; the command loop stops */
     IoAioPool *aio; /* requests started by aio_read/aio_write; owned */
 } IoState;
