@@ -93,6 +93,9 @@ enum {
     QED_OPEN_NO_FLUSH = 1u << 8, /* cache=unsafe: flushes of the image file do nothing, so a
                                   * crash may leave it inconsistent or lose data; for a copy
                                   * that is thrown away when it fails (qemu-img convert) */
+    QED_OPEN_NO_SHARE = 1u << 9, /* keep writers out of a raw image (and of the raw files of
+                                  * the backing chain), as qemu-img does; a QED image always
+                                  * keeps them out. Not with QED_OPEN_FORCE_SHARE */
 };
 
 typedef struct QedOpenOptions {

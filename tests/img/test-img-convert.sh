@@ -168,4 +168,16 @@ for args in "missing.qed out.img" "-n top.qed missing.img"; do
         mismatch "convert $args: $(cat err.txt)"
 done
 
+# The target is a source, or a raw file of a source's backing chain: qemu-img
+# keeps writers out of its sources (raw ones too), so creating the target
+# fails on the lock and leaves the file as it was.
+for args in "-f raw -O raw base.raw base.raw" "-O raw top.qed base.raw" \
+    "-n -O raw top.qed base.raw" "-O raw odd.raw odd.raw"; do
+    target=${args##* }
+    cp "o/$target" saved.img
+    compare_runs q o convert $args
+    [ "$qemu_status" -ne 0 ] || mismatch "convert $args: qemu-img succeeded"
+    cmp -s "o/$target" saved.img || mismatch "convert $args: qed-img changed $target"
+done
+
 report_mismatches

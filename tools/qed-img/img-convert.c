@@ -533,7 +533,10 @@ static bool open_sources(Convert *c, const ConvertArgs *a, char **names)
     }
     QedOpenOptions oopts = {
         .format = a->fmt,
-        .flags = flags | QED_OPEN_READ_ONLY | (a->force_share ? QED_OPEN_FORCE_SHARE : 0),
+        /* as qemu-img: no writer in, so that the target cannot be a source (or a
+         * file of its backing chain), which creating it would destroy */
+        .flags = flags | QED_OPEN_READ_ONLY |
+                 (a->force_share ? QED_OPEN_FORCE_SHARE : QED_OPEN_NO_SHARE),
     };
     oopts.flags &= ~(unsigned)QED_OPEN_NO_FLUSH;
     for (size_t i = 0; i < c->nsrc; i++) {
