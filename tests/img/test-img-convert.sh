@@ -180,4 +180,22 @@ for args in "-f raw -O raw base.raw base.raw" "-O raw top.qed base.raw" \
     cmp -s "o/$target" saved.img || mismatch "convert $args: qed-img changed $target"
 done
 
+# A full disk (a file size limit of 512 KiB or 1 MiB, as the shell counts
+# blocks, under 2 MiB of random data; the target's header and L1 table fit):
+# the write fails with EFBIG (the signal is ignored, as in qemu-img), so exit
+# 1 with the reason, not death by SIGXFSZ; the QED target left checks clean.
+head -c 2M /dev/urandom >o/random.raw
+for fmt in qed raw; do
+    rm -f o/full.img
+    set +e
+    (ulimit -f 1024 && cd o && "$QED_IMG" convert -f raw -O $fmt random.raw full.img) 2>err.txt
+    status=$?
+    set -e
+    [ "$status" -eq 1 ] || mismatch "convert -O $fmt past ulimit -f: exit $status, expected 1"
+    grep -q "File too large" err.txt || mismatch "convert -O $fmt past ulimit -f: $(cat err.txt)"
+    if [ $fmt = qed ]; then
+        qemu-img check -q o/full.img || mismatch "convert -O qed past ulimit -f: check failed"
+    fi
+done
+
 report_mismatches
