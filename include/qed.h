@@ -150,8 +150,9 @@ typedef struct QedOpenOptions {
  * force-shared image), so a QED backing file keeps writers out as in QEMU;
  * a raw image takes the sets of QEMU's raw driver, which share everything
  * (with QED_OPEN_NO_SHARE, as qemu-img's opens, all but write and resize;
- * passed on to the backing chain). A conflict fails the open with -EAGAIN and QEMU's words ('Failed to get "write" lock' / 'Is another
- * process using the image [FILE]?'). The locks belong to the open file
+ * passed on to the backing chain). A conflict fails the open with -EAGAIN
+ * and QEMU's words ('Failed to get "write" lock' / 'Is another process
+ * using the image [FILE]?'). The locks belong to the open file
  * description: a second handle of the same process conflicts as another
  * process would, and a child forked after the open keeps them.
  *
