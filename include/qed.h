@@ -93,6 +93,9 @@ enum {
     QED_OPEN_NO_FLUSH = 1u << 8, /* cache=unsafe: flushes of the image file do nothing, so a
                                   * crash may leave it inconsistent or lose data; for a copy
                                   * that is thrown away when it fails (qemu-img convert) */
+    QED_OPEN_NO_SHARE = 1u << 9, /* keep writers out of a raw image (and of the raw files of
+                                  * the backing chain), as qemu-img does; a QED image always
+                                  * keeps them out. Not with QED_OPEN_FORCE_SHARE */
 };
 
 typedef struct QedOpenOptions {
@@ -145,9 +148,11 @@ typedef struct QedOpenOptions {
  * open its read-only set, QED_OPEN_FORCE_SHARE only the "consistent read"
  * byte; every backing file is a read-only open (force-shared under a
  * force-shared image), so a QED backing file keeps writers out as in QEMU;
- * a raw image takes the sets of QEMU's raw driver, which share everything. A conflict fails the open
- * with -EAGAIN and QEMU's words ('Failed to get "write" lock' / 'Is another
- * process using the image [FILE]?'). The locks belong to the open file
+ * a raw image takes the sets of QEMU's raw driver, which share everything
+ * (with QED_OPEN_NO_SHARE, as qemu-img's opens, all but write and resize;
+ * passed on to the backing chain). A conflict fails the open with -EAGAIN
+ * and QEMU's words ('Failed to get "write" lock' / 'Is another process
+ * using the image [FILE]?'). The locks belong to the open file
  * description: a second handle of the same process conflicts as another
  * process would, and a child forked after the open keeps them.
  *

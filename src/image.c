@@ -143,7 +143,8 @@ static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filen
  * everything. A raw image, as QEMU's raw driver passes its user's needs
  * through, uses consistent read (and write) and shares everything. Backing
  * files are read-only opens like any other (a QED one keeps writers out, a
- * raw one does not), force-shared only under a force-shared image. */
+ * raw one does not, unless QED_OPEN_NO_SHARE), force-shared only under a
+ * force-shared image. */
 static int lock_image(QedImage *img, unsigned flags, GError **errp)
 {
     bool writable = !(flags & QED_OPEN_READ_ONLY);
@@ -152,6 +153,10 @@ static int lock_image(QedImage *img, unsigned flags, GError **errp)
 
     if (img->drv == &raw_driver) {
         perm |= writable ? BLK_PERM_WRITE : 0;
+        /* qemu-img's BDRV_O_NO_SHARE: its own opens keep other writers out */
+        if ((flags & QED_OPEN_NO_SHARE) && !(flags & QED_OPEN_FORCE_SHARE)) {
+            shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+        }
     } else if (!(flags & QED_OPEN_FORCE_SHARE)) {
         shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
         perm |= writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0;
@@ -280,7 +285,7 @@ static int set_backing(QedImage *img, QedImage *backing, GError *err, GError **e
 static unsigned backing_open_flags(const QedImage *img)
 {
     return QED_OPEN_READ_ONLY |
-           (img->opts.flags & (QED_OPEN_FORCE_SHARE | QED_OPEN_DIRECT |
+           (img->opts.flags & (QED_OPEN_FORCE_SHARE | QED_OPEN_DIRECT | QED_OPEN_NO_SHARE |
                                QED_OPEN_BACKING_CONFINED | QED_OPEN_BACKING_BLOCK_DEVICES));
 }
 

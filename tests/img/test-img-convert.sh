@@ -168,4 +168,34 @@ for args in "missing.qed out.img" "-n top.qed missing.img"; do
         mismatch "convert $args: $(cat err.txt)"
 done
 
+# The target is a source, or a raw file of a source's backing chain: qemu-img
+# keeps writers out of its sources (raw ones too), so creating the target
+# fails on the lock and leaves the file as it was.
+for args in "-f raw -O raw base.raw base.raw" "-O raw top.qed base.raw" \
+    "-n -O raw top.qed base.raw" "-O raw odd.raw odd.raw"; do
+    target=${args##* }
+    cp "o/$target" saved.img
+    compare_runs q o convert $args
+    [ "$qemu_status" -ne 0 ] || mismatch "convert $args: qemu-img succeeded"
+    cmp -s "o/$target" saved.img || mismatch "convert $args: qed-img changed $target"
+done
+
+# A full disk (a file size limit of 512 KiB or 1 MiB, as the shell counts
+# blocks, under 2 MiB of random data; the target's header and L1 table fit):
+# the write fails with EFBIG (the signal is ignored, as in qemu-img), so exit
+# 1 with the reason, not death by SIGXFSZ; the QED target left checks clean.
+head -c 2M /dev/urandom >o/random.raw
+for fmt in qed raw; do
+    rm -f o/full.img
+    set +e
+    (ulimit -f 1024 && cd o && "$QED_IMG" convert -f raw -O $fmt random.raw full.img) 2>err.txt
+    status=$?
+    set -e
+    [ "$status" -eq 1 ] || mismatch "convert -O $fmt past ulimit -f: exit $status, expected 1"
+    grep -q "File too large" err.txt || mismatch "convert -O $fmt past ulimit -f: $(cat err.txt)"
+    if [ $fmt = qed ]; then
+        qemu-img check -q o/full.img || mismatch "convert -O qed past ulimit -f: check failed"
+    fi
+done
+
 report_mismatches

@@ -14,8 +14,9 @@
  * write a QED target in the order of the disk, so that it gets qemu-img's
  * layout (each request's clusters, then a new L2 table after the first
  * request that needs it); a raw target, the same in any order, is written
- * as the requests come. The target is opened with qemu-img's default cache, "unsafe":
- * no flushes (QED_OPEN_NO_FLUSH), as a failed copy is thrown away.
+ * as the requests come with O_DIRECT, else in order too (see open_target).
+ * The target is opened with qemu-img's default cache, "unsafe": no flushes
+ * (QED_OPEN_NO_FLUSH), as a failed copy is thrown away.
  */
 #include "qed-img.h"
 
@@ -533,7 +534,10 @@ static bool open_sources(Convert *c, const ConvertArgs *a, char **names)
     }
     QedOpenOptions oopts = {
         .format = a->fmt,
-        .flags = flags | QED_OPEN_READ_ONLY | (a->force_share ? QED_OPEN_FORCE_SHARE : 0),
+        /* as qemu-img: no writer in, so that the target cannot be a source (or a
+         * file of its backing chain), which creating it would destroy */
+        .flags = flags | QED_OPEN_READ_ONLY |
+                 (a->force_share ? QED_OPEN_FORCE_SHARE : QED_OPEN_NO_SHARE),
     };
     oopts.flags &= ~(unsigned)QED_OPEN_NO_FLUSH;
     for (size_t i = 0; i < c->nsrc; i++) {
@@ -646,10 +650,13 @@ static bool open_target(Convert *c, const ConvertArgs *a, const char *out_filena
         return false;
     }
     /* Order only decides where a QED target puts clusters: a raw one is the
-     * same whatever the order, so its writes overlap (with -t none, they
-     * wait for the disk in parallel). */
+     * same whatever the order, so with O_DIRECT (-t none, directsync) its
+     * writes overlap and wait for the disk in parallel. Through the page
+     * cache they stay in order: concurrent writes that extend one file
+     * serialize in the kernel and made qed->raw slower than qemu-img's. */
     QedInfo info;
-    if (qed_get_info(c->target, &info, NULL) == 0 && strcmp(info.format, "raw") == 0) {
+    if ((flags & QED_OPEN_DIRECT) && qed_get_info(c->target, &info, NULL) == 0 &&
+        strcmp(info.format, "raw") == 0) {
         c->in_order = false;
     }
     QedImage *backing = qed_get_backing(c->target);

@@ -6,6 +6,7 @@
  */
 #include "qed-img.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,6 +242,11 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int c;
+
+    /* A write past the file size limit (ulimit -f) fails with EFBIG, and the
+     * command says so and cleans up, as qemu-img (whose I/O threads block
+     * the signal), instead of dying of SIGXFSZ midway. */
+    signal(SIGXFSZ, SIG_IGN);
 
     /* '+': stop at the command name; its options are the command's. */
     while ((c = getopt_long(argc, argv, "+:hV", long_options, NULL)) != -1) {
