@@ -18,7 +18,10 @@ extern "C" {
 
 /* 0.2.0: qed_block_status takes (len, offset) like every other range call;
  * QedOpenOptions and QedCreateOptions gained locking and backing policy. */
-#define LIBQED_VERSION "0.2.0"
+/* 0.3.0: shrinking in qed_resize, qed_resize_preallocate, qed_change_backing_file,
+ * qed_make_empty, qed_get_backing_name_max, QED_OPEN_NO_FLUSH, QED_OPEN_NO_SHARE,
+ * QED_WRITE_ZERO_CLUSTERS (symbol version LIBQED_1.1). */
+#define LIBQED_VERSION "0.3.0"
 
 /* Errors are reported twice: a call returns -errno, and *errp (when not
  * NULL) receives a GError in QED_ERROR whose code is the positive errno
@@ -272,12 +275,14 @@ typedef struct QedInfo {
                                     * (names with a protocol prefix as they are) */
     bool format_probed;          /* no format was given and the file probed as raw: tools
                                   * print QEMU's warning when it is writable */
-    uint32_t backing_name_max;   /* bytes: the longest backing file name the header holds
-                                  * (qed_change_backing_file); 0 for raw */
 } QedInfo;
 
 /* Fills *info; its strings belong to img and live until qed_close(). */
 int qed_get_info(QedImage *img, QedInfo *info, GError **errp);
+
+/* The longest backing file name (in bytes) that the image's header holds,
+ * which qed_change_backing_file accepts; 0 for formats without one (raw). */
+uint32_t qed_get_backing_name_max(QedImage *img);
 
 /* The opened backing image, or NULL. Owned by img. It may be switched to
  * read-write with qed_reopen (as qemu-img commit reopens its base: it then

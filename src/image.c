@@ -727,6 +727,12 @@ static int check_writable(QedImage *img, GError **errp)
     return 0;
 }
 
+uint32_t qed_get_backing_name_max(QedImage *img)
+{
+    g_return_val_if_fail(img, 0);
+    return img->drv->backing_name_max ? img->drv->backing_name_max(img) : 0;
+}
+
 int qed_change_backing_file(QedImage *img, const char *backing_file,
                             const char *backing_format, GError **errp)
 {

@@ -63,6 +63,8 @@ struct ImageDriver {
                           GError **errp);
     /* Drops every cluster of the image (NULL for formats without metadata). */
     int (*make_empty)(QedImage *img, GError **errp);
+    /* The longest backing file name the header holds (NULL: none). */
+    uint32_t (*backing_name_max)(QedImage *img);
 };
 
 extern const ImageDriver qed_driver;

@@ -722,6 +722,11 @@ static uint64_t qed_drv_get_size(QedImage *img)
     return size;
 }
 
+static uint32_t qed_drv_backing_name_max(QedImage *img)
+{
+    return qed_backing_name_max(qed_state(img));
+}
+
 static void qed_drv_get_info(QedImage *img, QedInfo *info)
 {
     QedState *s = qed_state(img);
@@ -735,7 +740,6 @@ static void qed_drv_get_info(QedImage *img, QedInfo *info)
     info->autoclear_features = s->header.autoclear_features;
     info->need_check = s->header.features & QED_F_NEED_CHECK;
     pthread_mutex_unlock(&s->lock);
-    info->backing_name_max = qed_backing_name_max(s);
     info->backing_file = s->backing_name;
     info->backing_file_full = s->backing_full;
     info->backing_format =
@@ -837,4 +841,5 @@ const ImageDriver qed_driver = {
     .reopen = qed_drv_reopen,
     .change_backing = qed_drv_change_backing,
     .make_empty = qed_drv_make_empty,
+    .backing_name_max = qed_drv_backing_name_max,
 };

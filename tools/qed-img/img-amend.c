@@ -77,10 +77,11 @@ static int amend(QedImage *img, const QedInfo *info, const char *options)
                   "specified", name);
         return 1;
     }
-    if (strlen(name) > info->backing_name_max) {
+    uint32_t max = qed_get_backing_name_max(img);
+    if (strlen(name) > max) {
         img_error("Could not change the backing file to '%s': No space left in the file "
                   "header (the name is %zu bytes; '%s' holds at most %u)",
-                  name, strlen(name), info->filename, info->backing_name_max);
+                  name, strlen(name), info->filename, max);
         return 1;
     }
     img_progress_print(0, 100);

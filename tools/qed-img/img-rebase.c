@@ -147,7 +147,7 @@ static bool chain_holds(QedImage *b, const char *path)
 /* Whether the header can take the new backing file: an image format with
  * one, a format named where a name is given, a name that fits. Prints
  * qemu-img's error when not. */
-static bool can_change(const QedInfo *info, const char *name, const char *fmt)
+static bool can_change(QedImage *img, const QedInfo *info, const char *name, const char *fmt)
 {
     if (strcmp(info->format, "qed") != 0) {
         img_error("Could not change the backing file to '%s': %s", name ? name : "",
@@ -160,10 +160,11 @@ static bool can_change(const QedInfo *info, const char *name, const char *fmt)
         return false;
     }
     size_t len = name ? strlen(name) : 0;
-    if (len > info->backing_name_max) {
+    uint32_t max = qed_get_backing_name_max(img);
+    if (len > max) {
         img_error("Could not change the backing file to '%s': No space left in the file "
                   "header (the name is %zu bytes; '%s' holds at most %u)",
-                  name, len, info->filename, info->backing_name_max);
+                  name, len, info->filename, max);
         return false;
     }
     return true;
@@ -279,7 +280,7 @@ static int img_rebase(int argc, char **argv)
     probe_warning_print(img, filename);
     QedInfo info;
     int ret = qed_get_info(img, &info, &err);
-    if (ret == 0 && !can_change(&info, name, backing_fmt)) {
+    if (ret == 0 && !can_change(img, &info, name, backing_fmt)) {
         ret = -EINVAL;
     }
     QedImage *new_b = NULL;
