@@ -77,20 +77,20 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
 
 /* Open flags */
 enum {
-    QED_OPEN_READ_ONLY = 1u << 0,   /* no writes; NEED_CHECK images open unrepaired */
-    QED_OPEN_NO_BACKING = 1u << 1,  /* do not open the backing file; unallocated reads as zeros */
-    QED_OPEN_DIRECT = 1u << 2,      /* O_DIRECT on the image file (cache=none) */
+    QED_OPEN_READ_ONLY = 1u << 0,    /* no writes; NEED_CHECK images open unrepaired */
+    QED_OPEN_NO_BACKING = 1u << 1,   /* do not open the backing file; unallocated reads as zeros */
+    QED_OPEN_DIRECT = 1u << 2,       /* O_DIRECT on the image file (cache=none) */
     QED_OPEN_WRITETHROUGH = 1u << 3, /* every write is followed by a flush */
-    QED_OPEN_FORCE_SHARE = 1u << 4, /* share every permission, so that a writer elsewhere does
-                                     * not stop the open (qemu-img -U); read-only opens only */
-    QED_OPEN_CHECK = 1u << 5,       /* for qed_check repairs (qemu-img check -r): a writable
-                                     * open does not repair a NEED_CHECK image, and the flag
-                                     * stays set until qed_check with fix flags leaves the
-                                     * image consistent */
-    QED_OPEN_BACKING_CONFINED = 1u << 6, /* every file of the backing chain must lie beneath
-                                          * QedOpenOptions.backing_dir (the image's own
-                                          * directory when NULL), resolved without letting
-                                          * a symlink or ".." lead out of it */
+    QED_OPEN_FORCE_SHARE = 1u << 4,  /* share every permission, so that a writer elsewhere does
+                                      * not stop the open (qemu-img -U); read-only opens only */
+    QED_OPEN_CHECK = 1u << 5,        /* for qed_check repairs (qemu-img check -r): a writable
+                                      * open does not repair a NEED_CHECK image, and the flag
+                                      * stays set until qed_check with fix flags leaves the
+                                      * image consistent */
+    QED_OPEN_BACKING_CONFINED = 1u << 6,      /* every file of the backing chain must lie beneath
+                                               * QedOpenOptions.backing_dir (the image's own
+                                               * directory when NULL), resolved without letting
+                                               * a symlink or ".." lead out of it */
     QED_OPEN_BACKING_BLOCK_DEVICES = 1u << 7, /* a backing file may be a block device; without
                                                * it only regular files are accepted */
     QED_OPEN_NO_FLUSH = 1u << 8, /* cache=unsafe: flushes of the image file do nothing, so a
@@ -102,13 +102,13 @@ enum {
 };
 
 typedef struct QedOpenOptions {
-    const char *format;    /* "qed", "raw", or NULL to probe */
-    unsigned flags;        /* QED_OPEN_* */
-    size_t l2_cache_bytes; /* L2 cache budget; 0 means the default (32 MiB) */
+    const char *format;      /* "qed", "raw", or NULL to probe */
+    unsigned flags;          /* QED_OPEN_* */
+    size_t l2_cache_bytes;   /* L2 cache budget; 0 means the default (32 MiB) */
     unsigned clean_after_ms; /* a writable image that has been idle this long
                               * is flushed and marked clean (NEED_CHECK
                               * cleared); 0 means the default (5000) */
-    QedLocking locking;    /* for the image and every file of its backing chain */
+    QedLocking locking;      /* for the image and every file of its backing chain */
     const char *backing_dir; /* with QED_OPEN_BACKING_CONFINED: the directory the
                               * backing chain must stay beneath */
 } QedOpenOptions;
@@ -178,7 +178,7 @@ int qed_close(QedImage *img, GError **errp);
 
 /* Write flags */
 enum {
-    QED_WRITE_FUA = 1u << 0, /* the data is on stable storage when the call returns */
+    QED_WRITE_FUA = 1u << 0,           /* the data is on stable storage when the call returns */
     QED_WRITE_ZERO_CLUSTERS = 1u << 1, /* qed_pwrite_zeroes: unallocated clusters become zero
                                         * clusters (or zeroed data at the ends) even without
                                         * a backing file, so that a backing file given later
@@ -190,14 +190,13 @@ enum {
 int qed_pread(QedImage *img, void *buf, size_t len, uint64_t offset, GError **errp);
 
 /* Writes len bytes at any byte offset inside the virtual disk. */
-int qed_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset,
-               unsigned flags, GError **errp);
+int qed_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset, unsigned flags,
+               GError **errp);
 
 /* Makes the range read as zeros. Whole clusters become zero clusters, or
  * unallocated where nothing would show through from a backing file; the
  * partial clusters at the ends are zeroed. */
-int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags,
-                      GError **errp);
+int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags, GError **errp);
 
 /* The caller no longer needs the range. Here it reads as zeros afterwards
  * (like qed_pwrite_zeroes), so discarded data never reappears. */
@@ -236,8 +235,7 @@ int qed_resize(QedImage *img, uint64_t size, GError **errp);
  * takes "falloc" (its space is reserved) and "full" (zeros are written).
  * Other modes fail with -ENOTSUP ("Unsupported preallocation mode"), and
  * a mode other than "off" with a size that does not grow with -EINVAL. */
-int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocation,
-                           GError **errp);
+int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocation, GError **errp);
 
 typedef enum QedExtentType {
     QED_EXTENT_DATA,        /* allocated in this image at file_offset */
@@ -246,35 +244,34 @@ typedef enum QedExtentType {
 } QedExtentType;
 
 typedef struct QedExtent {
-    uint64_t offset;      /* virtual offset of the run */
-    uint64_t length;      /* bytes; the longest run of one type (and contiguous file offsets) */
+    uint64_t offset; /* virtual offset of the run */
+    uint64_t length; /* bytes; the longest run of one type (and contiguous file offsets) */
     QedExtentType type;
     uint64_t file_offset; /* QED_EXTENT_DATA only */
 } QedExtent;
 
 /* Describes the run starting at offset, at most len bytes long. */
-int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext,
-                     GError **errp);
+int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext, GError **errp);
 
 typedef struct QedInfo {
-    const char *filename;        /* as given to qed_open (less a "file:" prefix) */
-    const char *format;          /* "qed" or "raw" */
-    uint64_t virtual_size;       /* bytes */
-    uint64_t file_length;        /* bytes */
-    uint64_t actual_size;        /* bytes the file occupies on the host */
-    uint32_t cluster_size;       /* 0 for raw */
-    uint32_t table_size;         /* clusters; 0 for raw */
-    uint32_t header_size;        /* clusters; 0 for raw */
-    uint64_t features;           /* header fields as on disk */
+    const char *filename;  /* as given to qed_open (less a "file:" prefix) */
+    const char *format;    /* "qed" or "raw" */
+    uint64_t virtual_size; /* bytes */
+    uint64_t file_length;  /* bytes */
+    uint64_t actual_size;  /* bytes the file occupies on the host */
+    uint32_t cluster_size; /* 0 for raw */
+    uint32_t table_size;   /* clusters; 0 for raw */
+    uint32_t header_size;  /* clusters; 0 for raw */
+    uint64_t features;     /* header fields as on disk */
     uint64_t compat_features;
     uint64_t autoclear_features;
-    bool need_check;             /* NEED_CHECK is set in the header now */
-    const char *backing_file;    /* name as stored, or NULL */
-    const char *backing_format;  /* "raw" for BACKING_FORMAT_NO_PROBE, else NULL */
+    bool need_check;               /* NEED_CHECK is set in the header now */
+    const char *backing_file;      /* name as stored, or NULL */
+    const char *backing_format;    /* "raw" for BACKING_FORMAT_NO_PROBE, else NULL */
     const char *backing_file_full; /* the name resolved against the image's directory
                                     * (names with a protocol prefix as they are) */
-    bool format_probed;          /* no format was given and the file probed as raw: tools
-                                  * print QEMU's warning when it is writable */
+    bool format_probed;            /* no format was given and the file probed as raw: tools
+                                    * print QEMU's warning when it is writable */
 } QedInfo;
 
 /* Fills *info; its strings belong to img and live until qed_close(). */
@@ -301,8 +298,8 @@ QedImage *qed_get_backing(QedImage *img);
  * at most 4095 bytes, the longest any QED reader takes) fails with -ENOSPC
  * and the image is unchanged; formats without a backing file (raw) fail
  * with -ENOTSUP. */
-int qed_change_backing_file(QedImage *img, const char *backing_file,
-                            const char *backing_format, GError **errp);
+int qed_change_backing_file(QedImage *img, const char *backing_file, const char *backing_format,
+                            GError **errp);
 
 /* Empties a writable image whose clusters are all in its backing file (after
  * a commit): every L1 entry cleared, the L2 tables and data clusters dropped,
@@ -319,23 +316,23 @@ int qed_make_empty(QedImage *img, GError **errp);
 char *qed_backing_path(const char *filename, const char *backing_name);
 
 typedef struct QedCheckResult {
-    uint64_t corruptions;        /* invalid references, plus one per cluster referenced again */
-    uint64_t leaks;              /* whole clusters past the header that nothing references */
-    uint64_t check_errors;       /* tables that could not be read (leaks are then not counted) */
-    uint64_t corruptions_fixed;  /* of the corruptions, those the repair removed */
-    uint64_t leaks_fixed;        /* leaked clusters the repair cut off or reused */
-    uint64_t total_clusters;     /* clusters of the virtual disk */
-    uint64_t allocated_clusters; /* non-zero, non-one L2 entries (invalid ones too, as QEMU) */
+    uint64_t corruptions;         /* invalid references, plus one per cluster referenced again */
+    uint64_t leaks;               /* whole clusters past the header that nothing references */
+    uint64_t check_errors;        /* tables that could not be read (leaks are then not counted) */
+    uint64_t corruptions_fixed;   /* of the corruptions, those the repair removed */
+    uint64_t leaks_fixed;         /* leaked clusters the repair cut off or reused */
+    uint64_t total_clusters;      /* clusters of the virtual disk */
+    uint64_t allocated_clusters;  /* non-zero, non-one L2 entries (invalid ones too, as QEMU) */
     uint64_t fragmented_clusters; /* of those, the ones not right after their predecessor */
-    uint64_t image_end_offset;   /* end of the last cluster in use */
+    uint64_t image_end_offset;    /* end of the last cluster in use */
 } QedCheckResult;
 
 /* What qed_check may repair. */
 enum {
-    QED_CHECK_FIX_ERRORS = 1u << 0, /* clear invalid and duplicate references; grow the file
-                                     * over a data cluster that sticks out past its end */
-    QED_CHECK_FIX_LEAKS = 1u << 1,  /* cut leaked clusters off the end of the file (only when
-                                     * no corruption is left) */
+    QED_CHECK_FIX_ERRORS = 1u << 0,  /* clear invalid and duplicate references; grow the file
+                                      * over a data cluster that sticks out past its end */
+    QED_CHECK_FIX_LEAKS = 1u << 1,   /* cut leaked clusters off the end of the file (only when
+                                      * no corruption is left) */
     QED_CHECK_FIX_COMPACT = 1u << 2, /* with FIX_LEAKS: first move the clusters at the end of
                                       * the file into leaked clusters lower down, so that
                                       * the file shrinks. No other request may be in flight

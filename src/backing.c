@@ -33,8 +33,8 @@
 
 /* Protocols of QEMU 7.2's block drivers that reach over the network. */
 static const char *const network_protocols[] = {
-    "nbd", "nbd+tcp", "nbd+unix", "http", "https", "ftp", "ftps", "ssh", "gluster",
-    "gluster+tcp", "gluster+unix", "gluster+rdma", "iscsi", "iser", "nfs", "rbd",
+    "nbd",     "nbd+tcp",     "nbd+unix",     "http",         "https", "ftp",  "ftps", "ssh",
+    "gluster", "gluster+tcp", "gluster+unix", "gluster+rdma", "iscsi", "iser", "nfs",  "rbd",
 };
 
 /* Its other protocols: local, but not a file to read an image from. */
@@ -122,8 +122,8 @@ int confinement_init(Confinement *c, const char *filename, const char *backing_d
     c->dirfd = open(c->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (c->dirfd < 0) {
         int err = errno;
-        g_set_error(errp, QED_ERROR, err, "Could not open the backing directory '%s': %s",
-                    c->dir, g_strerror(err));
+        g_set_error(errp, QED_ERROR, err, "Could not open the backing directory '%s': %s", c->dir,
+                    g_strerror(err));
         confinement_fini(c);
         return -err;
     }
@@ -168,15 +168,15 @@ int image_local_name(const char *name, const char *what, const char **local, boo
     }
     if (in_list(network_protocols, G_N_ELEMENTS(network_protocols), protocol)) {
         g_set_error(errp, QED_ERROR, ENOTSUP,
-                    "Could not open '%s': network %s are not supported yet (protocol '%s')",
-                    name, what, protocol);
+                    "Could not open '%s': network %s are not supported yet (protocol '%s')", name,
+                    what, protocol);
         return -ENOTSUP;
     }
     if (strcmp(protocol, "json") == 0 ||
         in_list(other_protocols, G_N_ELEMENTS(other_protocols), protocol)) {
         g_set_error(errp, QED_ERROR, ENOTSUP,
-                    "Could not open '%s': protocol '%s' is not supported for %s", name,
-                    protocol, what);
+                    "Could not open '%s': protocol '%s' is not supported for %s", name, protocol,
+                    what);
         return -ENOTSUP;
     }
     g_set_error(errp, QED_ERROR, EINVAL, "Could not open '%s': Unknown protocol '%s'", name,
@@ -184,8 +184,7 @@ int image_local_name(const char *name, const char *what, const char **local, boo
     return -EINVAL;
 }
 
-int backing_locate(const QedImage *img, const char *name, BackingLocation *loc,
-                   GError **errp)
+int backing_locate(const QedImage *img, const char *name, BackingLocation *loc, GError **errp)
 {
     memset(loc, 0, sizeof(*loc));
     const char *local;

@@ -17,7 +17,8 @@
 
 #include "probe.h"
 
-/* clang-format off: the quark name is data, and "qed - error - quark" would change it */
+/* The quark name is data, and "qed - error - quark" would change it. */
+/* clang-format off */
 G_DEFINE_QUARK(qed-error-quark, qed_error)
 /* clang-format on */
 
@@ -121,8 +122,7 @@ static void image_free(QedImage *img)
 
 /* Adds the "dev:ino" key of the file filename to chain; fails if it is
  * there already. */
-static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filename,
-                      GError **errp)
+static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filename, GError **errp)
 {
     char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino);
     for (guint i = 0; i < chain->len; i++) {
@@ -171,8 +171,8 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
                          const QedOpenOptions *opts, int depth, GPtrArray *chain,
                          const Confinement *confine, const char *confined_path, GError **errp)
 {
-    const ImageDriver *drv =
-        format ? named_driver(name, format, errp) : probe_driver(file, name, errp);
+    const ImageDriver *drv = format ? named_driver(name, format, errp)
+                                    : probe_driver(file, name, errp);
     if (!drv) {
         blk_close(file);
         return NULL;
@@ -203,10 +203,9 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
 
 /* Opens one image of a chain; chain holds the "dev:ino" keys above it.
  * With confine, the file is found at confined_path beneath its directory. */
-static QedImage *image_open(const char *filename, const char *format,
-                            const QedOpenOptions *opts, int depth, GPtrArray *chain,
-                            const Confinement *confine, const char *confined_path,
-                            GError **errp)
+static QedImage *image_open(const char *filename, const char *format, const QedOpenOptions *opts,
+                            int depth, GPtrArray *chain, const Confinement *confine,
+                            const char *confined_path, GError **errp)
 {
     if (format && !named_driver(filename, format, errp)) {
         return NULL;
@@ -291,8 +290,8 @@ static unsigned backing_open_flags(const QedImage *img)
 
 /* Opens the backing file at loc read-only as img's backing image (depth:
  * its place in the chain). */
-static int attach_backing(QedImage *img, const BackingLocation *loc, const char *format,
-                          int depth, GPtrArray *chain, GError **errp)
+static int attach_backing(QedImage *img, const BackingLocation *loc, const char *format, int depth,
+                          GPtrArray *chain, GError **errp)
 {
     QedOpenOptions opts = img->opts;
     opts.flags = backing_open_flags(img);
@@ -310,8 +309,8 @@ int image_open_backing(QedImage *img, const char *name, const char *format, int 
         return -EINVAL;
     }
     if (depth + 1 >= IMAGE_MAX_BACKING_DEPTH) {
-        g_set_error(errp, QED_ERROR, ELOOP,
-                    "Backing chain is too deep (more than %d images)", IMAGE_MAX_BACKING_DEPTH);
+        g_set_error(errp, QED_ERROR, ELOOP, "Backing chain is too deep (more than %d images)",
+                    IMAGE_MAX_BACKING_DEPTH);
         return -ELOOP;
     }
     BackingLocation loc;
@@ -388,7 +387,7 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     /* qemu-img create's locks, before the file is emptied: it writes and
      * resizes, and shares everything but resize. */
     ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
-                       opts->locking, &err);
+                   opts->locking, &err);
     if (ret == 0) {
         ret = strcmp(format, "raw") == 0 ? raw_format_create(file, opts, &err)
                                          : qed_format_create(file, opts, &err);
@@ -416,13 +415,12 @@ QedImage *qed_open(const char *name, const QedOpenOptions *opts, GError **errp)
     g_autofree char *top_path = NULL;
     bool confined = (opts->flags & QED_OPEN_BACKING_CONFINED) &&
                     !(opts->flags & QED_OPEN_NO_BACKING);
-    if (confined &&
-        confinement_init(&confine, filename, opts->backing_dir, &top_path, errp) < 0) {
+    if (confined && confinement_init(&confine, filename, opts->backing_dir, &top_path, errp) < 0) {
         return NULL;
     }
     GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
-    QedImage *img = image_open(filename, opts->format, opts, 0, chain,
-                               confined ? &confine : NULL, top_path, errp);
+    QedImage *img = image_open(filename, opts->format, opts, 0, chain, confined ? &confine : NULL,
+                               top_path, errp);
     g_ptr_array_unref(chain);
     if (confined) {
         confinement_fini(&confine);
@@ -447,8 +445,7 @@ int qed_close(QedImage *img, GError **errp)
 }
 
 /* Checks that [offset, offset+len) lies inside the virtual disk. */
-static int check_request(QedImage *img, uint64_t len, uint64_t offset, bool write,
-                         GError **errp)
+static int check_request(QedImage *img, uint64_t len, uint64_t offset, bool write, GError **errp)
 {
     if (write && (img->opts.flags & QED_OPEN_READ_ONLY)) {
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
@@ -466,8 +463,7 @@ static int check_request(QedImage *img, uint64_t len, uint64_t offset, bool writ
 }
 
 /* After a write: FUA or writethrough mean the data must be stable now. */
-static int finish_write(QedImage *img, int ret, unsigned flags, GError **errp,
-                        const char *what)
+static int finish_write(QedImage *img, int ret, unsigned flags, GError **errp, const char *what)
 {
     if (ret == 0 && ((flags & QED_WRITE_FUA) || (img->opts.flags & QED_OPEN_WRITETHROUGH))) {
         ret = img->drv->flush(img);
@@ -509,12 +505,10 @@ int qed_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset, unsi
     if (ret < 0 || len == 0) {
         return ret;
     }
-    return finish_write(img, img->drv->pwrite(img, buf, len, offset), flags, errp,
-                        "write failed");
+    return finish_write(img, img->drv->pwrite(img, buf, len, offset), flags, errp, "write failed");
 }
 
-int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags,
-                      GError **errp)
+int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned flags, GError **errp)
 {
     g_return_val_if_fail(img, -EINVAL);
     int ret = check_request(img, len, offset, true, errp);
@@ -579,8 +573,7 @@ int qed_resize(QedImage *img, uint64_t size, GError **errp)
     return img->drv->resize(img, size, errp);
 }
 
-int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocation,
-                           GError **errp)
+int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocation, GError **errp)
 {
     g_return_val_if_fail(img, -EINVAL);
     const char *mode = preallocation ? preallocation : "off";
@@ -597,8 +590,7 @@ int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocati
     }
     uint64_t old = img->drv->get_size(img);
     if (size <= old) {
-        g_set_error(errp, QED_ERROR, EINVAL,
-                    "Preallocation can only be used for growing images");
+        g_set_error(errp, QED_ERROR, EINVAL, "Preallocation can only be used for growing images");
         return -EINVAL;
     }
     int ret = qed_resize(img, size, errp);
@@ -606,9 +598,8 @@ int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocati
         return ret;
     }
     /* The new part only, as QEMU's file driver does. */
-    ret = strcmp(mode, "falloc") == 0
-              ? blk_allocate(img->file, old, size - old)
-              : blk_write_zeros(img->file, old, size - old, BLK_TAG_DATA);
+    ret = strcmp(mode, "falloc") == 0 ? blk_allocate(img->file, old, size - old)
+                                      : blk_write_zeros(img->file, old, size - old, BLK_TAG_DATA);
     if (ret == 0) {
         ret = blk_flush(img->file);
     }
@@ -618,8 +609,7 @@ int qed_resize_preallocate(QedImage *img, uint64_t size, const char *preallocati
     return 0;
 }
 
-int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext,
-                     GError **errp)
+int qed_block_status(QedImage *img, uint64_t len, uint64_t offset, QedExtent *ext, GError **errp)
 {
     g_return_val_if_fail(img && ext, -EINVAL);
     memset(ext, 0, sizeof(*ext));
@@ -661,8 +651,8 @@ int qed_reopen(QedImage *img, unsigned flags, GError **errp)
 {
     g_return_val_if_fail(img, -EINVAL);
     if ((flags & ~QED_OPEN_READ_ONLY) != (img->opts.flags & ~QED_OPEN_READ_ONLY)) {
-        g_set_error(errp, QED_ERROR, EINVAL,
-                    "%s: only QED_OPEN_READ_ONLY can change on reopen", img->filename);
+        g_set_error(errp, QED_ERROR, EINVAL, "%s: only QED_OPEN_READ_ONLY can change on reopen",
+                    img->filename);
         return -EINVAL;
     }
     bool writable = !(flags & QED_OPEN_READ_ONLY);
@@ -733,8 +723,8 @@ uint32_t qed_get_backing_name_max(QedImage *img)
     return img->drv->backing_name_max ? img->drv->backing_name_max(img) : 0;
 }
 
-int qed_change_backing_file(QedImage *img, const char *backing_file,
-                            const char *backing_format, GError **errp)
+int qed_change_backing_file(QedImage *img, const char *backing_file, const char *backing_format,
+                            GError **errp)
 {
     g_return_val_if_fail(img, -EINVAL);
     int ret = check_writable(img, errp);
@@ -749,8 +739,8 @@ int qed_change_backing_file(QedImage *img, const char *backing_file,
         return -EINVAL;
     }
     if (!img->drv->change_backing) {
-        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' has no backing file",
-                    img->filename, img->drv->format_name);
+        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' has no backing file", img->filename,
+                    img->drv->format_name);
         return -ENOTSUP;
     }
     if (backing_file && backing_file[0] == '\0') {
@@ -767,14 +757,13 @@ int qed_make_empty(QedImage *img, GError **errp)
         return ret;
     }
     if (!img->drv->make_empty) {
-        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' cannot be emptied",
-                    img->filename, img->drv->format_name);
+        g_set_error(errp, QED_ERROR, ENOTSUP, "%s: format '%s' cannot be emptied", img->filename,
+                    img->drv->format_name);
         return -ENOTSUP;
     }
     if (!img->backing) {
         g_set_error(errp, QED_ERROR, EINVAL,
-                    "%s: only an image whose backing file is open can be emptied",
-                    img->filename);
+                    "%s: only an image whose backing file is open can be emptied", img->filename);
         return -EINVAL;
     }
     return img->drv->make_empty(img, errp);

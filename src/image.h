@@ -15,21 +15,21 @@ typedef struct Confinement Confinement;
 
 struct QedImage {
     const ImageDriver *drv;
-    void *opaque;           /* the driver's state; owned by the driver */
-    BlkDev *file;           /* owned */
-    QedImage *backing;      /* owned; NULL without one (or with QED_OPEN_NO_BACKING) */
-    char *filename;         /* as given by the caller; for a backing file, the local
-                             * name it was opened by (see image_open_backing) */
-    QedOpenOptions opts;    /* as opened (opts.format and opts.backing_dir unused);
-                             * opts.flags are QED_OPEN_* */
-    uint64_t backing_size;  /* virtual size of backing, read once at open */
-    bool probed;            /* no format was given and the file probed as raw: writes
-                             * into its first sector are checked (raw.c) */
+    void *opaque;          /* the driver's state; owned by the driver */
+    BlkDev *file;          /* owned */
+    QedImage *backing;     /* owned; NULL without one (or with QED_OPEN_NO_BACKING) */
+    char *filename;        /* as given by the caller; for a backing file, the local
+                            * name it was opened by (see image_open_backing) */
+    QedOpenOptions opts;   /* as opened (opts.format and opts.backing_dir unused);
+                            * opts.flags are QED_OPEN_* */
+    uint64_t backing_size; /* virtual size of backing, read once at open */
+    bool probed;           /* no format was given and the file probed as raw: writes
+                            * into its first sector are checked (raw.c) */
     /* QED_OPEN_BACKING_CONFINED, while qed_open runs (NULL otherwise): the
      * directory the backing chain must stay beneath, owned by qed_open. */
     const Confinement *confine;
-    char *confined_path;    /* owned: this file's path relative to that directory,
-                             * NULL where it is not known to lie beneath it */
+    char *confined_path; /* owned: this file's path relative to that directory,
+                          * NULL where it is not known to lie beneath it */
 };
 
 /* Every operation but open returns 0 or -errno; open sets *errp too. Request
@@ -59,8 +59,7 @@ struct ImageDriver {
     int (*shutdown)(QedImage *img, GError **errp);
     /* Rewrites the backing file name and format in the header (NULL for
      * formats without one). */
-    int (*change_backing)(QedImage *img, const char *name, const char *format,
-                          GError **errp);
+    int (*change_backing)(QedImage *img, const char *name, const char *format, GError **errp);
     /* Drops every cluster of the image (NULL for formats without metadata). */
     int (*make_empty)(QedImage *img, GError **errp);
     /* The longest backing file name the header holds (NULL: none). */
@@ -119,8 +118,7 @@ typedef struct BackingLocation {
 } BackingLocation;
 /* Fills *loc, or refuses the name (a protocol other than file:, or a file
  * outside img->confine's directory) with *errp set. */
-int backing_locate(const QedImage *img, const char *name, BackingLocation *loc,
-                   GError **errp);
+int backing_locate(const QedImage *img, const char *name, BackingLocation *loc, GError **errp);
 void backing_location_clear(BackingLocation *loc);
 
 /* ---------------------------------------------------------------- image.c */

@@ -178,7 +178,8 @@ static int score_cloop(const uint8_t *buf, const char *filename)
     return memcmp(buf, magic, strlen(magic)) == 0 ? 2 : 0;
 }
 
-/* In QEMU 7.2's driver list order, which decides ties. */
+/* In QEMU 7.2's driver list order, which decides ties; one rule a line. */
+/* clang-format off */
 static const ProbeRule rules[] = {
     { "qed", score_qed },
     { "parallels", score_parallels },
@@ -193,6 +194,7 @@ static const ProbeRule rules[] = {
     { "dmg", score_dmg },
     { "cloop", score_cloop },
 };
+/* clang-format on */
 
 const char *probe_format(const uint8_t buf[PROBE_BYTES], const char *filename)
 {

@@ -17,13 +17,13 @@
 typedef struct BlkNbdkit {
     BlkDev dev;
     nbdkit_backend *backend; /* where contexts are opened; valid until .cleanup */
-    nbdkit_next *next;      /* the context, prepared; owned; replaced by a reopen */
-    int64_t size;           /* the container's size, fixed at open */
+    nbdkit_next *next;       /* the context, prepared; owned; replaced by a reopen */
+    int64_t size;            /* the container's size, fixed at open */
     bool can_flush;
-    bool can_zero;          /* the next layer takes zero requests */
-    pthread_mutex_t lock;   /* the plugin may not take parallel requests from
-                             * one shared context: one request at a time; also
-                             * held while a reopen swaps `next` and the flags */
+    bool can_zero;        /* the next layer takes zero requests */
+    pthread_mutex_t lock; /* the plugin may not take parallel requests from
+                           * one shared context: one request at a time; also
+                           * held while a reopen swaps `next` and the flags */
 } BlkNbdkit;
 
 static BlkNbdkit *to_nbd(BlkDev *dev)
@@ -184,8 +184,8 @@ static int nbd_reopen(BlkDev *dev, bool read_only)
         return -EROFS;
     }
     if (size != b->size) {
-        nbdkit_error("qed: the plugin's disk changed size from %" PRIi64 " to %" PRIi64
-                     " bytes", b->size, size);
+        nbdkit_error("qed: the plugin's disk changed size from %" PRIi64 " to %" PRIi64 " bytes",
+                     b->size, size);
         close_context(next);
         return -EIO;
     }
@@ -223,8 +223,7 @@ BlkDev *blk_nbdkit_open(nbdkit_backend *backend, const char *name, bool read_onl
 {
     int64_t size;
     int can_write, can_flush, can_zero;
-    nbdkit_next *next = open_context(backend, read_only, &size, &can_write, &can_flush,
-                                     &can_zero);
+    nbdkit_next *next = open_context(backend, read_only, &size, &can_write, &can_flush, &can_zero);
     if (!next) {
         return NULL;
     }

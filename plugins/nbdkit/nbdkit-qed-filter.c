@@ -40,10 +40,10 @@
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
-static char *backing_path;     /* qed-backing=PATH: the backing file; owned */
-static char *backing_format;   /* qed-backing-format=raw|qed; owned */
-static bool open_readonly;     /* qed-readonly=true */
-static QedExport export;       /* the image in the plugin's disk, shared by all connections */
+static char *backing_path;   /* qed-backing=PATH: the backing file; owned */
+static char *backing_format; /* qed-backing-format=raw|qed; owned */
+static bool open_readonly;   /* qed-readonly=true */
+static QedExport export;     /* the image in the plugin's disk, shared by all connections */
 
 static void qed_filter_unload(void)
 {
@@ -51,8 +51,8 @@ static void qed_filter_unload(void)
     g_free(backing_format);
 }
 
-static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata,
-                             const char *key, const char *value)
+static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
+                             const char *value)
 {
     if (strcmp(key, "qed-backing") == 0) {
         g_free(backing_path);
@@ -153,8 +153,8 @@ static int check_container(QedImage *img, BlkDev *file)
                      res.corruptions == 1 ? "is" : "are");
         return -1;
     }
-    nbdkit_debug("qed: the plugin's disk has %" PRIi64 " bytes, the image uses %" PRIu64,
-                 size, res.image_end_offset);
+    nbdkit_debug("qed: the plugin's disk has %" PRIi64 " bytes, the image uses %" PRIu64, size,
+                 res.image_end_offset);
     return 0;
 }
 
@@ -180,7 +180,8 @@ static int open_image(nbdkit_backend *backend)
     qed_get_info(img, &info, NULL);
     if (info.backing_file && !backing_path) {
         nbdkit_error("qed: the image has the backing file '%s'; in filter mode give its "
-                     "path with qed-backing=PATH", info.backing_file);
+                     "path with qed-backing=PATH",
+                     info.backing_file);
         return -1;
     }
     if (backing_path) {
@@ -313,9 +314,8 @@ static int qed_filter_zero(nbdkit_next *next, void *handle, uint32_t count, uint
     return r;
 }
 
-static int qed_filter_extents(nbdkit_next *next, void *handle, uint32_t count,
-                              uint64_t offset, uint32_t flags, struct nbdkit_extents *extents,
-                              int *err)
+static int qed_filter_extents(nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+                              uint32_t flags, struct nbdkit_extents *extents, int *err)
 {
     int r = qed_nbdkit_extents(&export, count, offset, flags, extents);
     *err = errno;

@@ -28,13 +28,13 @@ typedef enum BackingPolicy {
     BACKING_NONE, /* no backing file: unallocated clusters read as zeros */
 } BackingPolicy;
 
-static char *filename;        /* the image; owned */
-static bool open_readonly;    /* readonly=true */
+static char *filename;     /* the image; owned */
+static bool open_readonly; /* readonly=true */
 static BackingPolicy backing_policy = BACKING_DIR;
-static char *backing_dir;     /* backing-dir=DIR, resolved; owned (malloc) */
-static QedLocking locking;    /* locking=auto|on|off */
-static unsigned cache_flags;  /* QED_OPEN_DIRECT or QED_OPEN_WRITETHROUGH */
-static QedExport export;      /* the image every connection shares */
+static char *backing_dir;    /* backing-dir=DIR, resolved; owned (malloc) */
+static QedLocking locking;   /* locking=auto|on|off */
+static unsigned cache_flags; /* QED_OPEN_DIRECT or QED_OPEN_WRITETHROUGH */
+static QedExport export;     /* the image every connection shares */
 
 static void qed_plugin_unload(void)
 {

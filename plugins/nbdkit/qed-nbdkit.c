@@ -78,8 +78,7 @@ int qed_export_connect(QedExport *exp, int readonly)
     }
     pthread_rwlock_unlock(&exp->lock);
     if (ret < 0) {
-        nbdkit_error("cannot serve the image writable, refusing the client: %s",
-                     err->message);
+        nbdkit_error("cannot serve the image writable, refusing the client: %s", err->message);
         g_error_free(err);
         return -1;
     }
@@ -105,8 +104,7 @@ int qed_nbdkit_parse_cache(const char *value, unsigned *flags)
     } else if (strcmp(value, "none") == 0 || strcmp(value, "directsync") == 0) {
         *flags = QED_OPEN_DIRECT;
     } else {
-        nbdkit_error("cache=%s: unknown mode (expected writeback, writethrough or none)",
-                     value);
+        nbdkit_error("cache=%s: unknown mode (expected writeback, writethrough or none)", value);
         return -1;
     }
     return 0;
@@ -189,8 +187,7 @@ int qed_nbdkit_flush(QedExport *exp)
 /* The NBD type of the run at offset in img (at most len bytes): allocated
  * data, or a hole that reads as zeros, looking through unallocated ranges
  * into the backing chain. */
-static int describe(QedImage *img, uint64_t offset, uint64_t len, uint32_t *type,
-                    uint64_t *run)
+static int describe(QedImage *img, uint64_t offset, uint64_t len, uint32_t *type, uint64_t *run)
 {
     QedExtent ext;
     GError *err = NULL;

@@ -17,13 +17,13 @@
 
 typedef struct BlkFaultDev {
     BlkDev dev;
-    BlkDev *inner;                         /* borrowed */
-    pthread_mutex_t lock;                  /* guards everything below */
-    uint64_t calls[BLK_FAULT_KIND_COUNT];  /* requests seen, per kind */
-    uint64_t injected;                     /* requests failed */
-    BlkFault fault;                        /* armed when fault.nth != 0 */
-    uint64_t armed_at;                     /* calls[fault.kind] when armed */
-    bool fired;                            /* the nth request has failed */
+    BlkDev *inner;                        /* borrowed */
+    pthread_mutex_t lock;                 /* guards everything below */
+    uint64_t calls[BLK_FAULT_KIND_COUNT]; /* requests seen, per kind */
+    uint64_t injected;                    /* requests failed */
+    BlkFault fault;                       /* armed when fault.nth != 0 */
+    uint64_t armed_at;                    /* calls[fault.kind] when armed */
+    bool fired;                           /* the nth request has failed */
 } BlkFaultDev;
 
 static BlkFaultDev *to_fault(BlkDev *dev)

@@ -79,8 +79,7 @@ static int write_full(int fd, const void *buf, size_t len, uint64_t offset)
 
 static bool is_aligned(BlkFile *f, const void *buf, size_t len, uint64_t offset)
 {
-    return !f->direct ||
-           (((uintptr_t)buf | len | offset) & (DIRECT_ALIGN - 1)) == 0;
+    return !f->direct || (((uintptr_t)buf | len | offset) & (DIRECT_ALIGN - 1)) == 0;
 }
 
 /* The aligned span around [offset, offset+len), in a fresh aligned buffer. */
@@ -200,7 +199,9 @@ static int file_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
         pthread_rwlock_rdlock(&f->rmw_lock);
     }
     int ret = fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
-                        (off_t)len) == 0 ? 0 : -errno;
+                        (off_t)len) == 0
+                  ? 0
+                  : -errno;
     if (f->direct) {
         pthread_rwlock_unlock(&f->rmw_lock);
     }
@@ -295,8 +296,7 @@ static int file_reopen(BlkDev *dev, bool read_only)
     return 0;
 }
 
-static int file_lock(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode,
-                     GError **errp)
+static int file_lock(BlkDev *dev, unsigned perm, unsigned shared, QedLocking mode, GError **errp)
 {
     BlkFile *f = to_file(dev);
     return blk_lock_fd(f->fd, &f->lock, dev->filename, perm, shared, mode, errp);

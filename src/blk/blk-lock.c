@@ -123,8 +123,8 @@ static char *lock_message(int ret, const char *what)
 
 /* Tests bytes base+i for the bits of bits; on a conflict sets QEMU's
  * message (format names the permission) and returns -EAGAIN. */
-static int test_bytes(int fd, int base, unsigned bits, const char *format,
-                      const char *filename, GError **errp)
+static int test_bytes(int fd, int base, unsigned bits, const char *format, const char *filename,
+                      GError **errp)
 {
     for (int i = 0; i < LOCK_PERM_COUNT; i++) {
         if (!(bits & (1u << i))) {
@@ -134,16 +134,16 @@ static int test_bytes(int fd, int base, unsigned bits, const char *format,
         if (ret < 0) {
             g_autofree char *what = g_strdup_printf(format, perm_names[i]);
             g_autofree char *msg = lock_message(ret, what);
-            g_set_error(errp, QED_ERROR, -ret, "%s\nIs another process using the image [%s]?",
-                        msg, filename);
+            g_set_error(errp, QED_ERROR, -ret, "%s\nIs another process using the image [%s]?", msg,
+                        filename);
             return ret;
         }
     }
     return 0;
 }
 
-int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm,
-                unsigned shared, QedLocking mode, GError **errp)
+int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm, unsigned shared,
+                QedLocking mode, GError **errp)
 {
     unsigned unshared = BLK_PERM_ALL & ~shared;
     int byte = 0, ignored;

@@ -25,9 +25,9 @@
 
 typedef struct BlkLog {
     BlkDev dev;
-    BlkDev *inner;         /* owned */
-    pthread_mutex_t lock;  /* guards ops */
-    GArray *ops;           /* BlkLogOp, in the order the requests completed */
+    BlkDev *inner;        /* owned */
+    pthread_mutex_t lock; /* guards ops */
+    GArray *ops;          /* BlkLogOp, in the order the requests completed */
 } BlkLog;
 
 static BlkLog *to_log(BlkDev *dev)
@@ -52,7 +52,10 @@ static int log_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset,
     BlkLog *l = to_log(dev);
     int ret = blk_pwrite(l->inner, buf, len, offset, tag);
     if (ret == 0) {
-        record(l, (BlkLogOp){ .kind = BLK_LOG_WRITE, .offset = offset, .len = len, .tag = tag,
+        record(l, (BlkLogOp){ .kind = BLK_LOG_WRITE,
+                              .offset = offset,
+                              .len = len,
+                              .tag = tag,
                               .data = g_memdup2(buf, len) });
     }
     return ret;

@@ -97,15 +97,14 @@ static int check_type(const struct stat *st, const char *name, unsigned flags, G
  * so that a file another process holds stays as it was). Nothing is there
  * to block on; should a FIFO appear meanwhile, O_NONBLOCK keeps the open
  * from waiting for it and the type check refuses it. */
-static int create_new(int dirfd, const char *path, const char *name, int oflags,
-                      unsigned flags, struct stat *st, GError **errp)
+static int create_new(int dirfd, const char *path, const char *name, int oflags, unsigned flags,
+                      struct stat *st, GError **errp)
 {
     int fd = openat(dirfd, path, oflags | O_CREAT | O_NONBLOCK, 0644);
     if (fd < 0) {
         return errno_error(errp, name);
     }
-    int ret = fstat(fd, st) < 0 ? errno_error(errp, name)
-                                : check_type(st, name, flags, errp);
+    int ret = fstat(fd, st) < 0 ? errno_error(errp, name) : check_type(st, name, flags, errp);
     /* Back to blocking I/O (keeping O_DIRECT). */
     if (ret == 0 && fcntl(fd, F_SETFL, oflags & O_DIRECT) < 0) {
         ret = errno_error(errp, name);
@@ -117,8 +116,8 @@ static int create_new(int dirfd, const char *path, const char *name, int oflags,
     return fd;
 }
 
-int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags,
-                struct stat *st, GError **errp)
+int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags, struct stat *st,
+                GError **errp)
 {
     int oflags = O_CLOEXEC | ((flags & BLK_OPEN_READ_ONLY) ? O_RDONLY : O_RDWR) |
                  ((flags & BLK_OPEN_DIRECT) ? O_DIRECT : 0);
@@ -134,8 +133,7 @@ int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags,
     if (pfd < 0) {
         return open_error(errp, -pfd, name, g_strerror(-pfd));
     }
-    int ret = fstat(pfd, st) < 0 ? errno_error(errp, name)
-                                 : check_type(st, name, flags, errp);
+    int ret = fstat(pfd, st) < 0 ? errno_error(errp, name) : check_type(st, name, flags, errp);
     int fd = -1;
     if (ret == 0) {
         /* The inode pfd pins, whatever the name points at by now. */

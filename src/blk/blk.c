@@ -168,8 +168,7 @@ int64_t blk_allocated_bytes(BlkDev *dev)
     return dev->ops->allocated_bytes(dev);
 }
 
-int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
-                    uint64_t *run)
+int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data, uint64_t *run)
 {
     if (!dev->ops->data_status) {
         *is_data = true;

@@ -59,8 +59,7 @@ typedef struct BlkOps {
     int64_t (*allocated_bytes)(BlkDev *dev);
     /* Sets *is_data for the run at offset and its length in *run (at most
      * len): false for a hole that reads as zeros. */
-    int (*data_status)(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
-                       uint64_t *run);
+    int (*data_status)(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data, uint64_t *run);
     /* Reopens the device read-only or read-write (optional). */
     int (*reopen)(BlkDev *dev, bool read_only);
     /* Reserves storage for [offset, offset+len), growing the device when
@@ -80,7 +79,7 @@ typedef struct BlkStats {
 
 struct BlkDev {
     const BlkOps *ops;
-    char *filename;         /* for messages; owned */
+    char *filename; /* for messages; owned */
     bool read_only;
     uint32_t request_align; /* the smallest write that is atomic and aligned (512 or 4096) */
     /* A container of fixed size (an nbdkit plugin's disk, a block device): its length says
@@ -92,8 +91,8 @@ struct BlkDev {
      * written (blk.c fails them with -EIO); reads go on. Only a new open
      * clears it. Set and read atomically. */
     bool failed;
-    bool no_flush;          /* cache=unsafe: blk_flush does nothing (set at open) */
-    BlkStats stats;         /* updated atomically by blk.c */
+    bool no_flush;  /* cache=unsafe: blk_flush does nothing (set at open) */
+    BlkStats stats; /* updated atomically by blk.c */
 };
 
 /* Opening. Each returns NULL and sets *errp on failure. Only regular files
@@ -115,8 +114,8 @@ BlkDev *blk_file_open(const char *filename, unsigned flags, GError **errp);
  * flags BLK_OPEN_*; name is the file's name in messages. Fills *st (the
  * file's type and identity) and returns the descriptor, or -errno with
  * *errp set. Never blocks on the file and never opens one of a refused type. */
-int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags,
-                struct stat *st, GError **errp);
+int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags, struct stat *st,
+                GError **errp);
 /* The file device on fd (owned from here on), opened by blk_open_fd with
  * the same flags; filename is for messages. */
 BlkDev *blk_file_new(int fd, const char *filename, unsigned flags);
@@ -137,8 +136,7 @@ int blk_allocate(BlkDev *dev, uint64_t offset, uint64_t len);
  * through a bounded buffer. */
 int blk_write_zeros(BlkDev *dev, uint64_t offset, uint64_t len, BlkTag tag);
 int64_t blk_allocated_bytes(BlkDev *dev);
-int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data,
-                    uint64_t *run);
+int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data, uint64_t *run);
 int blk_reopen(BlkDev *dev, bool read_only);
 /* Whether a flush of dev has failed. */
 bool blk_failed(BlkDev *dev);
@@ -163,8 +161,8 @@ typedef struct BlkLockState {
     bool unsupported;  /* AUTO found no OFD locks here: lock nothing from now on */
 } BlkLockState;
 /* blk_lock() on fd; filename is for the message. */
-int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm,
-                unsigned shared, QedLocking mode, GError **errp);
+int blk_lock_fd(int fd, BlkLockState *held, const char *filename, unsigned perm, unsigned shared,
+                QedLocking mode, GError **errp);
 /* Takes the bytes of held on new_fd too (no test: they are ours already),
  * so that a reopen can close the old descriptor without a moment unlocked. */
 int blk_lock_copy(const BlkLockState *held, int new_fd);
@@ -173,12 +171,17 @@ int blk_lock_copy(const BlkLockState *held, int new_fd);
 void blk_init(BlkDev *dev, const BlkOps *ops, const char *filename, bool read_only);
 
 /* A recording device for power-loss tests (blk-log.c). */
-typedef enum BlkLogKind { BLK_LOG_WRITE, BLK_LOG_FLUSH, BLK_LOG_TRUNCATE, BLK_LOG_PUNCH } BlkLogKind;
+typedef enum BlkLogKind {
+    BLK_LOG_WRITE,
+    BLK_LOG_FLUSH,
+    BLK_LOG_TRUNCATE,
+    BLK_LOG_PUNCH
+} BlkLogKind;
 typedef struct BlkLogOp {
     BlkLogKind kind;
-    uint64_t offset;   /* bytes; the new length for a truncate */
-    uint64_t len;      /* bytes written or punched */
-    uint8_t *data;     /* what a write wrote; owned by the log */
+    uint64_t offset; /* bytes; the new length for a truncate */
+    uint64_t len;    /* bytes written or punched */
+    uint8_t *data;   /* what a write wrote; owned by the log */
     BlkTag tag;
 } BlkLogOp;
 /* Passes requests to inner (owned) and records them. */

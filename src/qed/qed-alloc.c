@@ -160,8 +160,7 @@ static int update_l2(QedState *s, uint64_t pos, uint64_t n, uint64_t base, bool 
         s->file_end += s->table_bytes;
     } else {
         /* Never update a table that another one overlaps, or the L1 table. */
-        if (!qed_table_offset_valid_locked(s, l2_offset) ||
-            !qed_meta_owns(&s->meta, l1_index)) {
+        if (!qed_table_offset_valid_locked(s, l2_offset) || !qed_meta_owns(&s->meta, l1_index)) {
             pthread_mutex_unlock(&s->lock);
             return -EIO;
         }

@@ -117,8 +117,7 @@ static int change_backing_locked(QedState *s, const char *name, uint32_t n, bool
     return ret < 0 ? ret : write_header_and_name(s, &h, name, n);
 }
 
-int qed_drv_change_backing(QedImage *img, const char *name, const char *format,
-                           GError **errp)
+int qed_drv_change_backing(QedImage *img, const char *name, const char *format, GError **errp)
 {
     QedState *s = qed_state(img);
     size_t n = name ? strlen(name) : 0;

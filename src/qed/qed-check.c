@@ -62,17 +62,17 @@ typedef struct Check {
     QedState *s;
     unsigned fix;
     QedCheckResult *res;
-    uint64_t length;   /* bytes in the file (changed by the repair) */
-    uint64_t *used;    /* one bit per cluster of the file, a partial last one included */
-    uint64_t nbits;    /* clusters of the file, rounded up: references must end by then */
-    uint64_t nmap;     /* bits in used: nbits plus room for two tables past the end */
-    uint64_t *l1;      /* the whole L1 table as on disk, host order */
-    uint64_t *l2;      /* one L2 table (or a cluster being copied) */
-    int read_error;    /* the last table read that failed (-errno), or 0 */
-    bool tables_win;   /* repairing errors: meta decides which references go */
-    QedMeta meta;      /* with tables_win: the tables of l1 the aliasing rule keeps */
-    bool l1_dirty;     /* l1 differs from s->l1 */
-    bool l2_written;   /* some L2 table on disk changed or moved: the cache is stale */
+    uint64_t length; /* bytes in the file (changed by the repair) */
+    uint64_t *used;  /* one bit per cluster of the file, a partial last one included */
+    uint64_t nbits;  /* clusters of the file, rounded up: references must end by then */
+    uint64_t nmap;   /* bits in used: nbits plus room for two tables past the end */
+    uint64_t *l1;    /* the whole L1 table as on disk, host order */
+    uint64_t *l2;    /* one L2 table (or a cluster being copied) */
+    int read_error;  /* the last table read that failed (-errno), or 0 */
+    bool tables_win; /* repairing errors: meta decides which references go */
+    QedMeta meta;    /* with tables_win: the tables of l1 the aliasing rule keeps */
+    bool l1_dirty;   /* l1 differs from s->l1 */
+    bool l2_written; /* some L2 table on disk changed or moved: the cache is stale */
 } Check;
 
 /* ------------------------------------------------------------------ bitmap */
@@ -159,8 +159,8 @@ static bool ref_valid(const Check *c, uint64_t offset, uint64_t bytes)
 {
     const QedState *s = c->s;
     uint64_t end = c->nbits << s->cluster_bits;
-    return qed_offset_into_cluster(s, offset) == 0 && offset >= s->header_bytes &&
-           offset < end && bytes <= end - offset;
+    return qed_offset_into_cluster(s, offset) == 0 && offset >= s->header_bytes && offset < end &&
+           bytes <= end - offset;
 }
 
 /* QEMU rounds the length of the file down to a cluster: to its check a
@@ -347,8 +347,7 @@ static int cmp_move_src(const void *a, const void *b)
 
 /* The start of the table (among the n sorted starts) that holds cluster i,
  * or UINT64_MAX when i is a data cluster. */
-static uint64_t table_holding(const uint64_t *starts, size_t n, uint64_t table_size,
-                              uint64_t i)
+static uint64_t table_holding(const uint64_t *starts, size_t n, uint64_t table_size, uint64_t i)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -435,8 +434,7 @@ static int run_moves(Check *c, Move *data, size_t ndata, Move *tables, size_t nt
         }
         for (uint32_t i = 0; i < s->table_nelems && ret == 0; i++) {
             Move key = { .src = c->l1[i] >> s->cluster_bits };
-            Move *m = c->l1[i] ? bsearch(&key, tables, ntables, sizeof(Move), cmp_move_src)
-                               : NULL;
+            Move *m = c->l1[i] ? bsearch(&key, tables, ntables, sizeof(Move), cmp_move_src) : NULL;
             if (m) {
                 c->l1[i] = m->dst << s->cluster_bits;
                 c->l1_dirty = true;
@@ -703,9 +701,9 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
         g_list_free(cached);
     }
     if (ret == 0 && fix) {
-        s->file_end = s->file->fixed_length ? res->image_end_offset
-                                            : MAX(qed_round_up_cluster(s, c.length),
-                                                  s->header_bytes);
+        s->file_end = s->file->fixed_length
+                          ? res->image_end_offset
+                          : MAX(qed_round_up_cluster(s, c.length), s->header_bytes);
     }
     /* The tables may have moved, or lost their entries. */
     int meta_ret = qed_meta_rebuild_locked(s);

@@ -50,8 +50,7 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
         ext->length = len;
         return 0;
     }
-    if (!qed_table_offset_valid_locked(s, l2_offset) ||
-        !qed_meta_owns(&s->meta, l1_index)) {
+    if (!qed_table_offset_valid_locked(s, l2_offset) || !qed_meta_owns(&s->meta, l1_index)) {
         pthread_mutex_unlock(&s->lock);
         return -EIO; /* the image is corrupt: check would clear this entry */
     }
@@ -78,9 +77,8 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
         if (entry_kind(e) != kind) {
             break;
         }
-        if (kind == KIND_DATA &&
-            (e != first + (uint64_t)(i - index) * s->cluster_size ||
-             !qed_cluster_offset_valid_locked(s, e))) {
+        if (kind == KIND_DATA && (e != first + (uint64_t)(i - index) * s->cluster_size ||
+                                  !qed_cluster_offset_valid_locked(s, e))) {
             break;
         }
         run += s->cluster_size;

@@ -18,21 +18,21 @@
 
 #include "image.h"
 
-#define QED_HEADER_BYTES 64u /* the fixed part of the header on disk */
+#define QED_HEADER_BYTES 64u       /* the fixed part of the header on disk */
 #define QED_MAX_BACKING_NAME 4096u /* the longest backing file name we read */
 #define QED_DEFAULT_L2_CACHE_BYTES (32u * 1024 * 1024)
 #define QED_L2_ENTRY_ZERO 1ull /* an L2 entry that marks a zero cluster */
 
 typedef struct QedHeader {
     uint32_t magic;
-    uint32_t cluster_size;       /* bytes */
-    uint32_t table_size;         /* clusters per table */
-    uint32_t header_size;        /* clusters */
+    uint32_t cluster_size; /* bytes */
+    uint32_t table_size;   /* clusters per table */
+    uint32_t header_size;  /* clusters */
     uint64_t features;
     uint64_t compat_features;
     uint64_t autoclear_features;
-    uint64_t l1_table_offset;    /* bytes */
-    uint64_t image_size;         /* bytes */
+    uint64_t l1_table_offset;         /* bytes */
+    uint64_t image_size;              /* bytes */
     uint32_t backing_filename_offset; /* bytes */
     uint32_t backing_filename_size;   /* bytes */
 } QedHeader;
@@ -71,48 +71,48 @@ typedef struct QedMeta {
 } QedMeta;
 
 typedef struct QedState {
-    QedImage *img;   /* the image this driver state belongs to */
-    BlkDev *file;    /* img->file */
+    QedImage *img; /* the image this driver state belongs to */
+    BlkDev *file;  /* img->file */
     bool read_only;
 
     /* Geometry, fixed at open. */
-    uint32_t cluster_size;  /* bytes */
-    uint32_t cluster_bits;  /* log2(cluster_size) */
-    uint32_t table_nelems;  /* entries per table */
-    uint32_t table_bits;    /* log2(table_nelems) */
-    uint64_t table_bytes;   /* bytes per table */
-    uint64_t header_bytes;  /* bytes of the header area */
+    uint32_t cluster_size;   /* bytes */
+    uint32_t cluster_bits;   /* log2(cluster_size) */
+    uint32_t table_nelems;   /* entries per table */
+    uint32_t table_bits;     /* log2(table_nelems) */
+    uint64_t table_bytes;    /* bytes per table */
+    uint64_t header_bytes;   /* bytes of the header area */
     uint64_t max_image_size; /* what the tables can map, saturated at INT64_MAX */
 
-    char *backing_name;     /* as stored in the header, or NULL */
-    char *backing_full;     /* resolved against the image's directory, or NULL */
+    char *backing_name;       /* as stored in the header, or NULL */
+    char *backing_full;       /* resolved against the image's directory, or NULL */
     GPtrArray *retired_names; /* alloc_lock; names replaced by qed_change_backing_file,
                                * kept until close for qed_get_info's callers (g_free) */
 
     pthread_mutex_t alloc_lock;
     pthread_mutex_t lock;
-    pthread_cond_t l2_loaded;        /* signalled (with lock) when an L2 load ends */
-    QedHeader header;       /* lock */
-    uint64_t *l1;           /* lock; the whole L1 table (table_nelems entries), host order */
-    uint32_t l1_nelems;     /* lock; entries that cover image_size, the ones translation uses */
-    QedMeta meta;           /* lock; the tables in use, kept in step with l1 and the header */
-    QedL2Cache l2_cache;    /* lock */
-    uint64_t file_end;      /* lock; offset of the next cluster to allocate */
+    pthread_cond_t l2_loaded; /* signalled (with lock) when an L2 load ends */
+    QedHeader header;         /* lock */
+    uint64_t *l1;             /* lock; the whole L1 table (table_nelems entries), host order */
+    uint32_t l1_nelems;       /* lock; entries that cover image_size, the ones translation uses */
+    QedMeta meta;             /* lock; the tables in use, kept in step with l1 and the header */
+    QedL2Cache l2_cache;      /* lock */
+    uint64_t file_end;        /* lock; offset of the next cluster to allocate */
     /* The file is grown ahead of allocation (qed-alloc.c): */
     uint64_t length_set;     /* alloc_lock; bytes the file is long, as this handle set it */
     uint64_t length_durable; /* alloc_lock; bytes of it a flush made durable: an entry may
                               * point only below this */
     uint64_t freed_clusters; /* alloc_lock; data clusters zero writes gave up */
-    bool unchecked;         /* alloc_lock; NEED_CHECK was found at a QED_OPEN_CHECK open and
-                             * no check has repaired the image yet: the mark must stay */
+    bool unchecked;          /* alloc_lock; NEED_CHECK was found at a QED_OPEN_CHECK open and
+                              * no check has repaired the image yet: the mark must stay */
 
     /* The cleaner thread marks a writable image clean once no metadata has
      * changed for clean_after_us (qed.c). */
     pthread_t cleaner;
     bool cleaner_started;
-    bool cleaner_stop;          /* lock */
+    bool cleaner_stop;           /* lock */
     pthread_cond_t cleaner_cond; /* lock; CLOCK_MONOTONIC */
-    int64_t last_change_us;     /* lock; monotonic time of the last metadata change */
+    int64_t last_change_us;      /* lock; monotonic time of the last metadata change */
     int64_t clean_after_us;
 } QedState;
 
@@ -183,8 +183,7 @@ int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **
 /* The longest backing file name the header area holds (and an open accepts). */
 uint32_t qed_backing_name_max(const QedState *s);
 /* The driver's change_backing entry point (qed_change_backing_file). */
-int qed_drv_change_backing(QedImage *img, const char *name, const char *format,
-                           GError **errp);
+int qed_drv_change_backing(QedImage *img, const char *name, const char *format, GError **errp);
 
 /* qed-empty.c */
 /* The driver's make_empty entry point (qed_make_empty). */

@@ -208,8 +208,7 @@ void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t
 {
     size_t i = first_ending_after(s, meta, offset);
     if (i < meta->n && meta->tables[i].offset == offset && meta->tables[i].owner == l1_index) {
-        memmove(meta->tables + i, meta->tables + i + 1,
-                (meta->n - i - 1) * sizeof(QedMetaTable));
+        memmove(meta->tables + i, meta->tables + i + 1, (meta->n - i - 1) * sizeof(QedMetaTable));
         meta->n--;
         set_owned(meta, l1_index, false);
     }

@@ -67,7 +67,8 @@ int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
     if (size > max || (size + 511) / 512 * 512 > max) {
         g_set_error(errp, QED_ERROR, EINVAL,
                     "QED image size must be a non-zero multiple of cluster size and "
-                    "less than %" PRIu64 " bytes", max);
+                    "less than %" PRIu64 " bytes",
+                    max);
         return -EINVAL;
     }
     size = (size + 511) / 512 * 512;
@@ -139,8 +140,8 @@ static int validate_header(QedState *s, uint64_t file_length, GError **errp)
     if (h->magic != QED_MAGIC) {
         return open_error(errp, EINVAL, "Image not in QED format");
     }
-    uint64_t unknown = h->features & ~(QED_F_BACKING_FILE | QED_F_NEED_CHECK |
-                                       QED_F_BACKING_FORMAT_NO_PROBE);
+    uint64_t unknown = h->features &
+                       ~(QED_F_BACKING_FILE | QED_F_NEED_CHECK | QED_F_BACKING_FORMAT_NO_PROBE);
     if (unknown) {
         g_set_error(errp, QED_ERROR, ENOTSUP, "Unsupported QED features: %" PRIx64, unknown);
         return -ENOTSUP;
@@ -178,8 +179,7 @@ static int validate_header(QedState *s, uint64_t file_length, GError **errp)
         return open_error(errp, EINVAL, "QED table offset is invalid");
     }
     if (h->features & QED_F_BACKING_FILE) {
-        if ((uint64_t)h->backing_filename_offset + h->backing_filename_size >
-            s->header_bytes) {
+        if ((uint64_t)h->backing_filename_offset + h->backing_filename_size > s->header_bytes) {
             return open_error(errp, EINVAL, "QED backing filename offset is invalid");
         }
         if (h->backing_filename_size >= QED_MAX_BACKING_NAME) {
@@ -330,8 +330,8 @@ static int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **err
     /* Allocation starts at file_end, at or past the end of the file: no
      * entry will point below the length the file has now. */
     s->length_set = s->length_durable = (uint64_t)file_length;
-    qed_l2_cache_init(&s->l2_cache,
-                      img->opts.l2_cache_bytes ? img->opts.l2_cache_bytes : QED_DEFAULT_L2_CACHE_BYTES);
+    qed_l2_cache_init(&s->l2_cache, img->opts.l2_cache_bytes ? img->opts.l2_cache_bytes
+                                                             : QED_DEFAULT_L2_CACHE_BYTES);
 
     if (s->file->fixed_length) {
         ret = qed_find_image_end(s);
@@ -742,8 +742,9 @@ static void qed_drv_get_info(QedImage *img, QedInfo *info)
     pthread_mutex_unlock(&s->lock);
     info->backing_file = s->backing_name;
     info->backing_file_full = s->backing_full;
-    info->backing_format =
-        (s->backing_name && (info->features & QED_F_BACKING_FORMAT_NO_PROBE)) ? "raw" : NULL;
+    info->backing_format = (s->backing_name && (info->features & QED_F_BACKING_FORMAT_NO_PROBE))
+                               ? "raw"
+                               : NULL;
 }
 
 /* Flushes and clears NEED_CHECK. */
@@ -784,8 +785,9 @@ static int qed_drv_reopen(QedImage *img, bool writable, GError **errp)
     }
     ret = blk_reopen(s->file, !writable);
     if (ret < 0) {
-        return image_error(img, errp, ret, writable ? "Could not reopen read-write"
-                                                    : "Could not reopen read-only");
+        return image_error(img, errp, ret,
+                           writable ? "Could not reopen read-write"
+                                    : "Could not reopen read-only");
     }
     s->read_only = !writable;
     if (!writable) {

@@ -62,7 +62,8 @@ static GBytes *make_damaged(const Layout *l)
 {
     g_autofree char *name = g_strdup_printf("%s.qed", l->name);
     g_autofree char *path = tu_path(name);
-    QedCreateOptions co = { .size = l->size, .cluster_size = l->cluster_size,
+    QedCreateOptions co = { .size = l->size,
+                            .cluster_size = l->cluster_size,
                             .table_size = l->table_size };
     TU_OK(qed_create(path, &co, &tu_err));
     QedImage *img = tu_open(path, 0);
@@ -82,9 +83,9 @@ static GBytes *make_damaged(const Layout *l)
     gsize len;
     uint8_t *p = g_bytes_unref_to_data(bytes, &len);
     uint64_t l1 = get_le64(p + 40);
-    put_le64(p + l2_entry_pos(p, 0, 3), 0);  /* leaks in the middle */
+    put_le64(p + l2_entry_pos(p, 0, 3), 0); /* leaks in the middle */
     put_le64(p + l2_entry_pos(p, 1, 6), 0);
-    put_le64(p + l2_entry_pos(p, 2, 9), 1ull << 40);            /* past the end */
+    put_le64(p + l2_entry_pos(p, 2, 9), 1ull << 40);                           /* past the end */
     put_le64(p + l2_entry_pos(p, 3, 12), get_le64(p + l2_entry_pos(p, 0, 0))); /* twice */
     put_le64(p + l1 + 8, 0); /* L1 entry 1: its table and data leak */
     return g_bytes_new_take(p, len);
@@ -94,8 +95,7 @@ static GBytes *make_damaged(const Layout *l)
  * its contents, or NULL when the read fails. */
 static GPtrArray *read_clusters(GBytes *bytes, const Layout *l, QedCheckResult *res)
 {
-    BlkDev *dev = blk_mem_new("crash.qed", g_bytes_get_data(bytes, NULL),
-                              g_bytes_get_size(bytes));
+    BlkDev *dev = blk_mem_new("crash.qed", g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
     GError *err = NULL;
     QedImage *img = image_open_blk(dev, "crash.qed", "qed",
                                    QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
@@ -135,15 +135,15 @@ static void run_layout(gconstpointer data)
     g_assert_cmpuint(before_res.leaks, >, 4);
 
     /* The repair, recorded. */
-    BlkDev *log = blk_log_new(blk_mem_new("crash.qed", g_bytes_get_data(base, NULL),
-                                          g_bytes_get_size(base)));
+    BlkDev *log = blk_log_new(
+        blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     GError *err = NULL;
-    QedImage *img = image_open_blk(log, "crash.qed", "qed",
-                                   QED_OPEN_CHECK | QED_OPEN_NO_BACKING, &err);
+    QedImage *img = image_open_blk(log, "crash.qed", "qed", QED_OPEN_CHECK | QED_OPEN_NO_BACKING,
+                                   &err);
     g_assert_no_error(err);
     QedCheckResult res;
-    TU_OK(qed_check(img, QED_CHECK_FIX_ERRORS | QED_CHECK_FIX_LEAKS | QED_CHECK_FIX_COMPACT,
-                    &res, &tu_err));
+    TU_OK(qed_check(img, QED_CHECK_FIX_ERRORS | QED_CHECK_FIX_LEAKS | QED_CHECK_FIX_COMPACT, &res,
+                    &tu_err));
     g_assert_cmpuint(res.corruptions_fixed, ==, 2);
     g_assert_cmpuint(res.leaks_fixed, ==, before_res.leaks);
     size_t total = blk_log_count(log);
@@ -171,8 +171,8 @@ static void run_layout(gconstpointer data)
                 bool same = want && got ? memcmp(want, got, l->cluster_size) == 0 : want == got;
                 bool cleared = got && is_zero(got, l->cluster_size);
                 if (!same && !cleared) {
-                    g_error("%s: crash at %zu/%zu: cluster %u changed", l->name, crash_at,
-                            total, k);
+                    g_error("%s: crash at %zu/%zu: cluster %u changed", l->name, crash_at, total,
+                            k);
                 }
             }
             g_ptr_array_unref(now);
@@ -184,8 +184,8 @@ static void run_layout(gconstpointer data)
                                              QED_OPEN_CHECK | QED_OPEN_NO_BACKING, &err);
             g_assert_no_error(err);
             TU_OK(qed_check(again,
-                            QED_CHECK_FIX_ERRORS | QED_CHECK_FIX_LEAKS | QED_CHECK_FIX_COMPACT,
-                            &r, &tu_err));
+                            QED_CHECK_FIX_ERRORS | QED_CHECK_FIX_LEAKS | QED_CHECK_FIX_COMPACT, &r,
+                            &tu_err));
             TU_OK(qed_check(again, 0, &r, &tu_err));
             g_assert_cmpuint(r.corruptions + r.leaks + r.check_errors, ==, 0);
             TU_OK(qed_close(again, &tu_err));

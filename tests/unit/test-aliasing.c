@@ -78,8 +78,8 @@ static char *qemu_check_json(const char *path)
     char *argv[] = { qemu_img, "check", "--output=json", (char *)path, NULL };
     char *out = NULL;
     GError *err = NULL;
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL,
-                      NULL, &err)) {
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, NULL,
+                      &err)) {
         g_error("qemu-img: %s", err->message);
     }
     g_free(qemu_img);
@@ -135,8 +135,14 @@ static void requests_fail(QedImage *img, uint64_t pos)
 static void reads_as_before(QedImage *img)
 {
     uint8_t *buf = g_malloc(CS);
-    struct { uint64_t pos; uint8_t value; } want[] = {
-        { 0, 0x11 }, { CS, 0x11 }, { 1u << 20, 0x22 }, { COVERAGE, 0x33 },
+    struct {
+        uint64_t pos;
+        uint8_t value;
+    } want[] = {
+        { 0, 0x11 },
+        { CS, 0x11 },
+        { 1u << 20, 0x22 },
+        { COVERAGE, 0x33 },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(want); i++) {
         TU_OK(qed_pread(img, buf, CS, want[i].pos, &tu_err));

@@ -190,9 +190,10 @@ static void test_block_device_backing_needs_the_flag(void)
 static void test_network_names_are_refused(void)
 {
     const char *names[] = {
-        "nbd://localhost/x", "nbd+unix:///x?socket=/tmp/s", "nbd:localhost:10809",
-        "http://localhost/x", "https://localhost/x", "ssh://localhost/x", "ftp://localhost/x",
-        "iscsi://localhost/iqn.x/0", "gluster://localhost/v/x", "nfs://localhost/x",
+        "nbd://localhost/x",  "nbd+unix:///x?socket=/tmp/s", "nbd:localhost:10809",
+        "http://localhost/x", "https://localhost/x",         "ssh://localhost/x",
+        "ftp://localhost/x",  "iscsi://localhost/iqn.x/0",   "gluster://localhost/v/x",
+        "nfs://localhost/x",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *local = tu_path(names[i]);
@@ -257,8 +258,8 @@ static void test_confined_refuses_host_files(void)
     g_autofree char *link_rel = g_build_filename(dir, "outside-link", NULL);
     g_assert_cmpint(symlink("../outside.raw", link_rel), ==, 0);
     const char *names[] = {
-        "/etc/passwd", "../../../../etc/passwd", "../outside.raw", "passwd-link",
-        "outside-link", "file:/etc/passwd", outside,
+        "/etc/passwd",  "../../../../etc/passwd", "../outside.raw", "passwd-link",
+        "outside-link", "file:/etc/passwd",       outside,
     };
     QedOpenOptions opts = confined(NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
@@ -337,11 +338,9 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/block-device-backing-needs-the-flag",
                     test_block_device_backing_needs_the_flag);
     g_test_add_func("/policy/network-names-are-refused", test_network_names_are_refused);
-    g_test_add_func("/policy/file-prefix-names-a-local-file",
-                    test_file_prefix_names_a_local_file);
+    g_test_add_func("/policy/file-prefix-names-a-local-file", test_file_prefix_names_a_local_file);
     g_test_add_func("/policy/confined-refuses-host-files", test_confined_refuses_host_files);
     g_test_add_func("/policy/confined-chain-inside-works", test_confined_chain_inside_works);
-    g_test_add_func("/policy/confined-to-another-directory",
-                    test_confined_to_another_directory);
+    g_test_add_func("/policy/confined-to-another-directory", test_confined_to_another_directory);
     return g_test_run();
 }

@@ -65,8 +65,7 @@ static const HeaderCase header_cases[] = {
     { "l1-past-end", 40, 1ull << 40, 8, EINVAL, "QED table offset is invalid" },
     { "l1-overflow", 40, 0xffffffffffff0000ull, 8, EINVAL, "QED table offset is invalid" },
     { "header-covers-l1", 12, 2, 4, EINVAL, "QED table offset is invalid" },
-    { "backing-name-outside", 56, 65530, 4, EINVAL,
-      "QED backing filename offset is invalid" },
+    { "backing-name-outside", 56, 65530, 4, EINVAL, "QED backing filename offset is invalid" },
 };
 
 static void test_invalid_header_field(gconstpointer data)

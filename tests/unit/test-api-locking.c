@@ -219,9 +219,8 @@ static void test_reopen_switches_the_lock_set(void)
     GError *err = NULL;
     g_assert_cmpint(qed_reopen(img, 0, &err), ==, -EAGAIN);
     g_assert_error(err, QED_ERROR, EAGAIN);
-    g_autofree char *want =
-        g_strdup_printf("Failed to get \"write\" lock\nIs another process using the image [%s]?",
-                        path);
+    g_autofree char *want = g_strdup_printf(
+        "Failed to get \"write\" lock\nIs another process using the image [%s]?", path);
     g_assert_cmpstr(err->message, ==, want);
     g_clear_error(&err);
     g_assert_cmpint(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), ==, -EROFS);
@@ -260,8 +259,8 @@ static void test_reopen_refused_while_qemu_reads(void)
     char *argv[] = { qemu_io, "-r", "-c", "sleep 100000", path, NULL };
     GPid pid;
     GError *err = NULL;
-    g_assert_true(g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
-                                &err));
+    g_assert_true(
+        g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &err));
     wait_for_locks(path, BYTES_RO);
 
     QedImage *img = tu_open(path, QED_OPEN_READ_ONLY);

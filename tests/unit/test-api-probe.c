@@ -61,11 +61,13 @@ static const struct {
     { "vpc", "conectix", 8 },
     { "luks", "LUKS\xba\xbe\0\x01", 8 },
     { "parallels", "WithoutFreeSpace\x02\0\0\0", 20 },
-    { "bochs", "Bochs Virtual HD Image\0\0\0\0\0\0\0\0\0\0Redolog\0\0\0\0\0\0\0\0\0"
-               "Growing\0\0\0\0\0\0\0\0\0\0\0\x02\0",
+    { "bochs",
+      "Bochs Virtual HD Image\0\0\0\0\0\0\0\0\0\0Redolog\0\0\0\0\0\0\0\0\0"
+      "Growing\0\0\0\0\0\0\0\0\0\0\0\x02\0",
       68 },
-    { "cloop", "#!/bin/sh\n#V2.0 Format\n"
-               "modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n",
+    { "cloop",
+      "#!/bin/sh\n#V2.0 Format\n"
+      "modprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n",
       84 },
 };
 
@@ -74,9 +76,9 @@ static void test_foreign_formats_are_refused(void)
     for (size_t i = 0; i < G_N_ELEMENTS(foreign); i++) {
         g_autofree char *name = g_strdup_printf("foreign%zu.img", i);
         g_autofree char *path = file_with_head(name, foreign[i].head, foreign[i].len,
-                                                 foreign[i].offset);
-        g_autofree char *text =
-            g_strdup_printf("Image format '%s' is not supported", foreign[i].format);
+                                               foreign[i].offset);
+        g_autofree char *text = g_strdup_printf("Image format '%s' is not supported",
+                                                foreign[i].format);
         assert_refused(path, NULL, 0, ENOTSUP, text);
         assert_refused(path, NULL, QED_OPEN_READ_ONLY, ENOTSUP, text);
         /* Named, the format is refused just the same; raw opens it as raw. */
@@ -92,8 +94,7 @@ static void test_foreign_formats_are_refused(void)
 static void test_dmg_is_known_by_name(void)
 {
     g_autofree char *path = file_with_head("disk.dmg", "", 0, 0);
-    assert_refused(path, NULL, QED_OPEN_READ_ONLY, ENOTSUP,
-                   "Image format 'dmg' is not supported");
+    assert_refused(path, NULL, QED_OPEN_READ_ONLY, ENOTSUP, "Image format 'dmg' is not supported");
     g_autofree char *empty = tu_path("empty.dmg");
     g_assert_true(g_file_set_contents(empty, "", 0, NULL));
     QedImage *img = tu_open(empty, QED_OPEN_READ_ONLY);

@@ -398,10 +398,10 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/reopen-writable-repairs", test_reopen_writable_repairs);
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
-    g_test_add_func("/rw/block-status-takes-len-then-offset", test_block_status_takes_len_then_offset);
+    g_test_add_func("/rw/block-status-takes-len-then-offset",
+                    test_block_status_takes_len_then_offset);
     g_test_add_func("/rw/resize-grows-and-shrinks", test_resize_grows_and_shrinks);
     g_test_add_func("/rw/zeroes-over-data-are-reclaimed", test_zeroes_over_data_are_reclaimed);
-    g_test_add_func("/rw/writable-open-repairs-need-check",
-                    test_writable_open_repairs_need_check);
+    g_test_add_func("/rw/writable-open-repairs-need-check", test_writable_open_repairs_need_check);
     return g_test_run();
 }

@@ -68,9 +68,9 @@ static void assert_consistent(GBytes *state, uint32_t cluster, size_t crash_at)
 typedef struct EmptyCase {
     const char *name;
     uint32_t cluster_size;
-    uint64_t size;       /* of the overlay; the backing file is half as long */
-    uint64_t writes[4];  /* offsets of 96 KiB data writes (0 ends the list) */
-    uint64_t zero_at;    /* a zero cluster's offset */
+    uint64_t size;      /* of the overlay; the backing file is half as long */
+    uint64_t writes[4]; /* offsets of 96 KiB data writes (0 ends the list) */
+    uint64_t zero_at;   /* a zero cluster's offset */
 } EmptyCase;
 
 static void fill_backing(const char *path, uint64_t len)
@@ -115,8 +115,11 @@ static void run_empty(gconstpointer data)
     g_autofree char *oname = g_strdup_printf("%s.qed", c->name);
     g_autofree char *path = tu_path(oname);
     fill_backing(backing, c->size / 2);
-    QedCreateOptions co = { .size = c->size, .cluster_size = c->cluster_size, .table_size = 2,
-                            .backing_file = backing, .backing_format = "raw" };
+    QedCreateOptions co = { .size = c->size,
+                            .cluster_size = c->cluster_size,
+                            .table_size = 2,
+                            .backing_file = backing,
+                            .backing_format = "raw" };
     TU_OK(qed_create(path, &co, &tu_err));
 
     /* The overlay's contents, written outside the log. */
@@ -133,8 +136,8 @@ static void run_empty(gconstpointer data)
 
     /* Commit, then empty on the recording device. */
     GBytes *base = tu_file_bytes(path);
-    BlkDev *log = blk_log_new(blk_mem_new("crash.qed", g_bytes_get_data(base, NULL),
-                                          g_bytes_get_size(base)));
+    BlkDev *log = blk_log_new(
+        blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     GError *err = NULL;
     img = open_on(log, backing, 0, &err);
     g_assert_no_error(err);
@@ -200,8 +203,8 @@ static void run_empty(gconstpointer data)
             states++;
         }
     }
-    g_print("# %s: %zu logged requests, %" G_GUINT64_FORMAT " crash states\n", c->name,
-            emptied, states);
+    g_print("# %s: %zu logged requests, %" G_GUINT64_FORMAT " crash states\n", c->name, emptied,
+            states);
     TU_OK(qed_close(img, &tu_err)); /* (and the log with it) */
     g_rand_free(rand);
     g_free(got);
@@ -217,7 +220,7 @@ typedef struct RenameCase {
     uint32_t cluster_size;
     size_t old_len, new_len; /* new_len 0: remove the backing file */
     const char *old_fmt, *new_fmt;
-    bool may_mix;            /* the names cannot lie side by side (documented) */
+    bool may_mix; /* the names cannot lie side by side (documented) */
 } RenameCase;
 
 static char *make_name(size_t len, char c)
@@ -236,12 +239,14 @@ static void run_rename(gconstpointer data)
     g_autofree char *path = tu_path(oname);
     g_autofree char *old_name = make_name(c->old_len, 'o');
     g_autofree char *new_name = c->new_len ? make_name(c->new_len, 'n') : NULL;
-    QedCreateOptions co = { .size = 1u << 20, .cluster_size = c->cluster_size,
-                            .backing_file = old_name, .backing_format = c->old_fmt };
+    QedCreateOptions co = { .size = 1u << 20,
+                            .cluster_size = c->cluster_size,
+                            .backing_file = old_name,
+                            .backing_format = c->old_fmt };
     TU_OK(qed_create(path, &co, &tu_err));
     GBytes *base = tu_file_bytes(path);
-    BlkDev *log = blk_log_new(blk_mem_new("crash.qed", g_bytes_get_data(base, NULL),
-                                          g_bytes_get_size(base)));
+    BlkDev *log = blk_log_new(
+        blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     GError *err = NULL;
     QedImage *img = open_on(log, NULL, 0, &err);
     g_assert_no_error(err);
@@ -285,7 +290,8 @@ static void run_rename(gconstpointer data)
         }
     }
     g_print("# %s: %zu logged requests, %" G_GUINT64_FORMAT " crash states, %" G_GUINT64_FORMAT
-            " mixed\n", c->name, total, states, mixed);
+            " mixed\n",
+            c->name, total, states, mixed);
     if (!c->may_mix) {
         g_assert_cmpuint(mixed, ==, 0);
     }

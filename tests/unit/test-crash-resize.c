@@ -34,7 +34,7 @@ typedef struct Workload {
     uint32_t cluster_size;
     uint32_t table_size;
     guint32 seed;
-    bool backing;      /* over a raw backing file as long as the larger size */
+    bool backing; /* over a raw backing file as long as the larger size */
 } Workload;
 
 static uint8_t backing_value(uint32_t sector)
@@ -82,8 +82,7 @@ static void write_runs(QedImage *img, GRand *rand, uint8_t *cur, uint32_t first,
     uint8_t *buf = g_malloc(64 * SECTOR);
     for (int i = 0; i < n; i++) {
         uint32_t count = (uint32_t)g_rand_int_range(rand, 1, (gint32)MIN(64, end - first) + 1);
-        uint32_t s = (uint32_t)g_rand_int_range(rand, (gint32)first,
-                                                 (gint32)(end - count) + 1);
+        uint32_t s = (uint32_t)g_rand_int_range(rand, (gint32)first, (gint32)(end - count) + 1);
         for (uint32_t k = 0; k < count; k++) {
             cur[s + k] = (uint8_t)g_rand_int_range(rand, 1, 256);
             memset(buf + (size_t)k * SECTOR, cur[s + k], SECTOR);
@@ -99,8 +98,10 @@ static GBytes *make_image(const Workload *w, uint8_t *cur)
     g_autofree char *name = g_strdup_printf("%s.qed", w->name);
     g_autofree char *path = tu_path(name);
     g_autofree char *backing = w->backing ? backing_path(w) : NULL;
-    QedCreateOptions co = { .size = w->size, .cluster_size = w->cluster_size,
-                            .table_size = w->table_size, .backing_file = backing,
+    QedCreateOptions co = { .size = w->size,
+                            .cluster_size = w->cluster_size,
+                            .table_size = w->table_size,
+                            .backing_file = backing,
                             .backing_format = "raw" };
     TU_OK(qed_create(path, &co, &tu_err));
     GBytes *created = tu_file_bytes(path);
@@ -121,7 +122,7 @@ static GBytes *make_image(const Workload *w, uint8_t *cur)
     if (keep < nsect) {
         write_runs(img, rand, cur, keep, nsect, 30); /* given up: low in the file */
     }
-    write_runs(img, rand, cur, 0, keep, 30); /* kept: moves down */
+    write_runs(img, rand, cur, 0, keep, 30);                        /* kept: moves down */
     write_runs(img, rand, cur, straddle, MIN(keep + 64, nsect), 6); /* the cut cluster */
     if (keep < nsect) {
         write_runs(img, rand, cur, keep, nsect, 10);
@@ -143,8 +144,7 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
     QedImage *ro = open_mem(NULL, blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL), len),
                             QED_OPEN_READ_ONLY, &err);
     if (!ro) {
-        g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at,
-                err->message);
+        g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at, err->message);
     }
     QedCheckResult res;
     TU_OK(qed_check(ro, 0, &res, &tu_err));
@@ -161,8 +161,8 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
                                       (gssize)g_bytes_get_size(state), NULL));
     int status = tu_qemu_img_check(path);
     if (status >= 0 && status != 0 && status != 3) {
-        g_error("%s: crash at %zu: qemu-img check exits %d on the crash state", w->name,
-                crash_at, status);
+        g_error("%s: crash at %zu: qemu-img check exits %d on the crash state", w->name, crash_at,
+                status);
     }
 }
 
@@ -170,9 +170,9 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
 static void verify_state(const Workload *w, GBytes *state, size_t crash_at, const uint8_t *cur)
 {
     GError *err = NULL;
-    QedImage *img = open_mem(w, blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL),
-                                            g_bytes_get_size(state)),
-                             0, &err);
+    QedImage *img = open_mem(
+        w, blk_mem_new("shrink.qed", g_bytes_get_data(state, NULL), g_bytes_get_size(state)), 0,
+        &err);
     if (!img) {
         g_error("%s: crash at %zu: open failed: %s", w->name, crash_at, err->message);
     }
@@ -269,9 +269,9 @@ static void run_workload(gconstpointer data)
                                       (gssize)g_bytes_get_size(final), NULL));
     g_assert_cmpint(tu_qemu_img_check(path), <=, 0);
     GError *cerr = NULL;
-    QedImage *fin = open_mem(NULL, blk_mem_new("final.qed", g_bytes_get_data(final, NULL),
-                                               g_bytes_get_size(final)),
-                             QED_OPEN_READ_ONLY, &cerr);
+    QedImage *fin = open_mem(
+        NULL, blk_mem_new("final.qed", g_bytes_get_data(final, NULL), g_bytes_get_size(final)),
+        QED_OPEN_READ_ONLY, &cerr);
     g_assert_no_error(cerr);
     QedCheckResult res;
     TU_OK(qed_check(fin, 0, &res, &tu_err));

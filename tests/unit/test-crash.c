@@ -26,10 +26,10 @@
 #define SECTOR 512u
 
 typedef struct UserOp {
-    size_t log_start;  /* log length when the request was issued */
-    uint32_t first;    /* first sector */
-    uint32_t count;    /* sectors */
-    uint8_t value;     /* every byte of those sectors */
+    size_t log_start; /* log length when the request was issued */
+    uint32_t first;   /* first sector */
+    uint32_t count;   /* sectors */
+    uint8_t value;    /* every byte of those sectors */
 } UserOp;
 
 typedef struct Flush {
@@ -152,9 +152,10 @@ static void concurrent_batch(QedImage *img, BlkDev *log, const Window *win, GRan
         uint32_t count = (uint32_t)g_rand_int_range(rand, 1, (gint32)MIN(40, quarter));
         uint32_t lo = win->first + (uint32_t)t * quarter;
         uint32_t first = (uint32_t)g_rand_int_range(rand, (gint32)lo,
-                                                     (gint32)(lo + quarter - count));
+                                                    (gint32)(lo + quarter - count));
         int kind = g_rand_int_range(rand, 0, 6);
-        jobs[t] = (BatchJob){ .img = img, .kind = kind < 4 ? 0 : kind - 3,
+        jobs[t] = (BatchJob){ .img = img,
+                              .kind = kind < 4 ? 0 : kind - 3,
                               .op = { .log_start = start, .first = first, .count = count } };
         if (jobs[t].kind == 0) {
             jobs[t].op.value = (uint8_t)g_rand_int_range(rand, 1, 256);
@@ -190,8 +191,8 @@ static void check_with_qemu(GBytes *repaired, const uint8_t *expect, uint64_t si
         g_assert_cmpint(system(show), >=, 0);
     }
     g_assert_true(status == 0 || status == 3);
-    g_autofree char *cmd =
-        g_strdup_printf("qemu-img compare -q -f qed -F raw '%s' '%s'", path, flat);
+    g_autofree char *cmd = g_strdup_printf("qemu-img compare -q -f qed -F raw '%s' '%s'", path,
+                                           flat);
     g_assert_cmpint(system(cmd), ==, 0);
 }
 
@@ -208,14 +209,13 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
     QedImage *ro = image_open_blk(cut, "crash.qed", "qed",
                                   QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
     if (!ro) {
-        g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at,
-                err->message);
+        g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at, err->message);
     }
     QedCheckResult res;
     TU_OK(qed_check(ro, 0, &res, &tu_err));
     if (res.corruptions || res.check_errors) {
-        g_error("%s: crash at %zu: the state QEMU would see has %" G_GUINT64_FORMAT
-                " corruptions", w->name, crash_at, res.corruptions);
+        g_error("%s: crash at %zu: the state QEMU would see has %" G_GUINT64_FORMAT " corruptions",
+                w->name, crash_at, res.corruptions);
     }
     TU_OK(qed_close(ro, &tu_err));
     if (!sample || w->table_size < 2) {
@@ -228,8 +228,8 @@ static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, b
     if (status >= 0 && status != 0 && status != 3) {
         g_autofree char *show = g_strdup_printf("qemu-img check '%s'", path);
         g_assert_cmpint(system(show), >=, 0);
-        g_error("%s: crash at %zu: qemu-img check exits %d on the crash state", w->name,
-                crash_at, status);
+        g_error("%s: crash at %zu: qemu-img check exits %d on the crash state", w->name, crash_at,
+                status);
     }
 }
 
@@ -244,14 +244,16 @@ static void run_workload(gconstpointer data)
     g_autofree char *name = g_strdup_printf("%s.qed", w->name);
     g_autofree char *path = tu_path(name);
     /* Created at half its size: the workload grows it (resize). */
-    QedCreateOptions co = { .size = w->size / 2, .cluster_size = w->cluster_size,
-                            .table_size = w->table_size, .backing_file = backing,
+    QedCreateOptions co = { .size = w->size / 2,
+                            .cluster_size = w->cluster_size,
+                            .table_size = w->table_size,
+                            .backing_file = backing,
                             .backing_format = "raw" };
     TU_OK(qed_create(path, &co, &tu_err));
     GBytes *base = tu_file_bytes(path);
 
-    BlkDev *log = blk_log_new(blk_mem_new("crash.qed", g_bytes_get_data(base, NULL),
-                                          g_bytes_get_size(base)));
+    BlkDev *log = blk_log_new(
+        blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     GError *err = NULL;
     QedImage *img = open_on(log, backing, &err);
     g_assert_no_error(err);
@@ -277,7 +279,8 @@ static void run_workload(gconstpointer data)
         int kind = g_rand_int_range(rand, 0, 20);
         if (kind < 2) {
             TU_OK(qed_flush(img, &tu_err));
-            Flush f = { .log_after = blk_log_count(log), .ops_before = ops->len,
+            Flush f = { .log_after = blk_log_count(log),
+                        .ops_before = ops->len,
                         .snapshot = g_memdup2(cur, nsect) };
             g_array_append_val(flushes, f);
             continue;
@@ -292,7 +295,7 @@ static void run_workload(gconstpointer data)
         }
         uint32_t count = (uint32_t)g_rand_int_range(rand, 1, 40);
         uint32_t first = (uint32_t)g_rand_int_range(rand, (gint32)win->first,
-                                                     (gint32)(win->end - count));
+                                                    (gint32)(win->end - count));
         UserOp op = { .log_start = blk_log_count(log), .first = first, .count = count };
         uint64_t off = (uint64_t)first * SECTOR, len = (uint64_t)count * SECTOR;
         if (kind < 15) {
@@ -361,8 +364,8 @@ static void run_workload(gconstpointer data)
             states++;
         }
     }
-    g_test_message("%s: %zu logged requests, %" G_GUINT64_FORMAT " crash states verified",
-                   w->name, total, states);
+    g_test_message("%s: %zu logged requests, %" G_GUINT64_FORMAT " crash states verified", w->name,
+                   total, states);
     g_print("# %s: %" G_GUINT64_FORMAT " crash states\n", w->name, states);
 
     TU_OK(qed_close(img, &tu_err));
@@ -380,8 +383,20 @@ static void run_workload(gconstpointer data)
 
 /* With 4 KiB clusters and table_size 2 an L2 table maps 4 MiB: the second
  * window straddles the boundary between the first two tables. */
-#define W4K { { 0, 1024 }, { 7680, 8704 } }
-#define W64K { { 0, 1024 }, { 1024, 2048 } }
+#define W4K \
+    { \
+        { 0, 1024 }, \
+        { \
+            7680, 8704 \
+        } \
+    }
+#define W64K \
+    { \
+        { 0, 1024 }, \
+        { \
+            1024, 2048 \
+        } \
+    }
 static const Workload workloads[] = {
     { "plain-4k", W4K, 6u << 20, 4096, 2, false, 250, 1 },
     { "raw-backing-4k", W4K, 6u << 20, 4096, 2, true, 250, 2 },

@@ -28,8 +28,8 @@
 #include "image.h"
 
 #define SECTOR 512u
-#define WINDOW 512u  /* sectors the workload touches at the start of each L2 table's range */
-#define NWINDOWS 3u  /* the third lies past the initial size: only a resize reaches it */
+#define WINDOW 512u /* sectors the workload touches at the start of each L2 table's range */
+#define NWINDOWS 3u /* the third lies past the initial size: only a resize reaches it */
 #define NAME "fault.qed"
 #define CONTAINER_BYTES (4u << 20) /* the size of a fixed-length container */
 
@@ -38,7 +38,13 @@
 enum { V_ZERO = 0, V_BACKING = 1, V_FIRST_WRITE = 2 };
 
 typedef enum OpKind {
-    OP_WRITE, OP_WRITE_FUA, OP_ZERO, OP_DISCARD, OP_FLUSH, OP_RESIZE, OP_READ
+    OP_WRITE,
+    OP_WRITE_FUA,
+    OP_ZERO,
+    OP_DISCARD,
+    OP_FLUSH,
+    OP_RESIZE,
+    OP_READ
 } OpKind;
 
 typedef struct Step {
@@ -53,14 +59,14 @@ typedef struct Step {
  * discards of unallocated, partly and wholly allocated clusters, a resize
  * that adds an L1 entry, a FUA write, reads and flushes. */
 static const Step steps[] = {
-    { OP_WRITE, 0, 3, 5 },      { OP_WRITE, 0, 20, 150 },    { OP_FLUSH, 0, 0, 0 },
-    { OP_WRITE, 1, 9, 40 },     { OP_WRITE, 0, 4, 2 },       { OP_ZERO, 0, 256, 128 },
-    { OP_ZERO, 0, 10, 30 },     { OP_DISCARD, 1, 0, 64 },    { OP_FLUSH, 0, 0, 0 },
-    { OP_WRITE, 0, 260, 4 },    { OP_READ, 0, 0, WINDOW },   { OP_RESIZE, 0, 0, 0 },
-    { OP_WRITE, 2, 1, 200 },    { OP_ZERO, 2, 128, 256 },    { OP_WRITE_FUA, 0, 100, 9 },
-    { OP_DISCARD, 0, 0, 128 },  { OP_WRITE, 1, 300, 100 },   { OP_ZERO, 1, 0, WINDOW },
-    { OP_WRITE, 1, 50, 7 },     { OP_FLUSH, 0, 0, 0 },       { OP_WRITE, 0, 400, 112 },
-    { OP_READ, 1, 0, WINDOW },  { OP_WRITE, 2, 500, 12 },
+    { OP_WRITE, 0, 3, 5 },     { OP_WRITE, 0, 20, 150 },  { OP_FLUSH, 0, 0, 0 },
+    { OP_WRITE, 1, 9, 40 },    { OP_WRITE, 0, 4, 2 },     { OP_ZERO, 0, 256, 128 },
+    { OP_ZERO, 0, 10, 30 },    { OP_DISCARD, 1, 0, 64 },  { OP_FLUSH, 0, 0, 0 },
+    { OP_WRITE, 0, 260, 4 },   { OP_READ, 0, 0, WINDOW }, { OP_RESIZE, 0, 0, 0 },
+    { OP_WRITE, 2, 1, 200 },   { OP_ZERO, 2, 128, 256 },  { OP_WRITE_FUA, 0, 100, 9 },
+    { OP_DISCARD, 0, 0, 128 }, { OP_WRITE, 1, 300, 100 }, { OP_ZERO, 1, 0, WINDOW },
+    { OP_WRITE, 1, 50, 7 },    { OP_FLUSH, 0, 0, 0 },     { OP_WRITE, 0, 400, 112 },
+    { OP_READ, 1, 0, WINDOW }, { OP_WRITE, 2, 500, 12 },
 };
 
 typedef struct Workload {
@@ -208,8 +214,10 @@ static void setup_init(Setup *su, const Workload *w)
         g_free(buf);
     }
     BlkDev *mem = blk_mem_new(NAME, NULL, 0);
-    QedCreateOptions co = { .size = su->size, .cluster_size = w->cluster_size,
-                            .table_size = 1, .backing_file = su->backing,
+    QedCreateOptions co = { .size = su->size,
+                            .cluster_size = w->cluster_size,
+                            .table_size = 1,
+                            .backing_file = su->backing,
                             .backing_format = "raw" };
     TU_OK(qed_format_create(mem, &co, &tu_err));
     su->fresh.bytes = blk_mem_contents(mem);
@@ -241,8 +249,8 @@ static void setup_destroy(Setup *su)
 }
 
 /* A write of value to [first, first+count) of window completed (ok) or failed. */
-static void model_write(Model *m, uint32_t window, uint32_t first, uint32_t count,
-                        unsigned value, bool ok)
+static void model_write(Model *m, uint32_t window, uint32_t first, uint32_t count, unsigned value,
+                        bool ok)
 {
     for (uint32_t s = first; s < first + count; s++) {
         VSet *cur = &m->cur[window * WINDOW + s];
@@ -264,22 +272,21 @@ static void model_flushed(Model *m)
 typedef struct Run {
     const Setup *su;
     const Start *start;
-    Start *capture;         /* when not NULL, gets the state just before close */
-    BlkFault fault;         /* nth == 0: nothing armed */
-    char *ctx;              /* names the run in failure messages */
-    BlkDev *mem;            /* the image's bytes; outlives the fault device */
-    BlkDev *dev;            /* the fault device, owned by img */
+    Start *capture; /* when not NULL, gets the state just before close */
+    BlkFault fault; /* nth == 0: nothing armed */
+    char *ctx;      /* names the run in failure messages */
+    BlkDev *mem;    /* the image's bytes; outlives the fault device */
+    BlkDev *dev;    /* the fault device, owned by img */
     QedImage *img;
-    uint64_t size;          /* what the handle says the size is */
+    uint64_t size; /* what the handle says the size is */
     Model *m;
-    bool failed;            /* a flush has failed: the handle is failed */
+    bool failed;                          /* a flush has failed: the handle is failed */
     uint64_t calls[BLK_FAULT_KIND_COUNT]; /* requests that reached the device */
 } Run;
 
 /* A request has returned ret (with err): it must have failed with the armed
  * error, naming the file, exactly when it met a fault. Returns ret == 0. */
-static bool expect_result(Run *r, const char *what, uint64_t injected_before, int ret,
-                          GError *err)
+static bool expect_result(Run *r, const char *what, uint64_t injected_before, int ret, GError *err)
 {
     bool met = blk_fault_injected(r->dev) != injected_before;
     if (met && r->fault.kind == BLK_FAULT_FLUSH) {
@@ -320,8 +327,8 @@ static void check_sectors(const Run *r, const char *when, const uint8_t *buf, ui
         const VSet *set = strict ? &r->m->cur[window * WINDOW + s]
                                  : &r->m->allowed[window * WINDOW + s];
         if (v < 0 || !vset_has(set, (unsigned)v)) {
-            g_error("%s: %s: window %u sector %u reads %d, not a value %s", r->ctx, when,
-                    window, s, v, strict ? "written last" : "old or new");
+            g_error("%s: %s: window %u sector %u reads %d, not a value %s", r->ctx, when, window,
+                    s, v, strict ? "written last" : "old or new");
         }
     }
 }
@@ -356,8 +363,7 @@ static void run_step_failed(Run *r, const Step *st, const char *what, uint8_t *b
     case OP_WRITE:
     case OP_WRITE_FUA:
         memset(buf, 0xee, len);
-        ret = qed_pwrite(r->img, buf, len, off, st->op == OP_WRITE_FUA ? QED_WRITE_FUA : 0,
-                         &err);
+        ret = qed_pwrite(r->img, buf, len, off, st->op == OP_WRITE_FUA ? QED_WRITE_FUA : 0, &err);
         break;
     case OP_ZERO:
         ret = qed_pwrite_zeroes(r->img, len, off, 0, &err);
@@ -401,8 +407,7 @@ static void run_step(Run *r, size_t i, uint8_t *buf)
     case OP_WRITE:
     case OP_WRITE_FUA:
         memset(buf, (int)value, len);
-        ret = qed_pwrite(r->img, buf, len, off, st->op == OP_WRITE_FUA ? QED_WRITE_FUA : 0,
-                         &err);
+        ret = qed_pwrite(r->img, buf, len, off, st->op == OP_WRITE_FUA ? QED_WRITE_FUA : 0, &err);
         model_write(r->m, st->window, st->first, st->count, value,
                     expect_result(r, what, before, ret, err));
         break;
@@ -459,7 +464,8 @@ static void verify_bytes(Run *r, bool handle_flushed)
     TU_OK(qed_check(ro, 0, &res, &tu_err));
     if (res.corruptions || res.check_errors) {
         g_error("%s: %" G_GUINT64_FORMAT " corruptions, %" G_GUINT64_FORMAT
-                " check errors before repair", r->ctx, res.corruptions, res.check_errors);
+                " check errors before repair",
+                r->ctx, res.corruptions, res.check_errors);
     }
     TU_OK(qed_close(ro, &tu_err));
 
@@ -495,10 +501,9 @@ static void verify_bytes(Run *r, bool handle_flushed)
         TU_OK(qed_block_status(rw, size - pos, pos, &ext, &tu_err));
         if (ext.type != QED_EXTENT_UNALLOCATED) {
             uint64_t win = pos / su->coverage;
-            if (win >= NWINDOWS || pos + ext.length > window_offset(su, (uint32_t)win) +
-                                                          WINDOW * SECTOR) {
-                g_error("%s: allocated outside the windows at %" G_GUINT64_FORMAT, r->ctx,
-                        pos);
+            if (win >= NWINDOWS ||
+                pos + ext.length > window_offset(su, (uint32_t)win) + WINDOW * SECTOR) {
+                g_error("%s: allocated outside the windows at %" G_GUINT64_FORMAT, r->ctx, pos);
             }
         }
         pos += ext.length;
@@ -592,8 +597,7 @@ static void run_once(Run *r)
              * the handle: what the close does next fails with EIO. */
             int want = r->fault.kind == BLK_FAULT_FLUSH && ret == -EIO ? EIO : r->fault.error;
             if (ret != -want || !err || err->code != want || !strstr(err->message, NAME)) {
-                g_error("%s: close: bad error %d: %s", r->ctx, ret,
-                        err ? err->message : "(none)");
+                g_error("%s: close: bad error %d: %s", r->ctx, ret, err ? err->message : "(none)");
             }
             g_error_free(err);
         }
@@ -644,8 +648,8 @@ static uint64_t sweep(const Setup *su, const Start *start, const char *name)
                 Run r = { .su = su, .start = start, .fault = styles[v] };
                 r.fault.kind = (BlkFaultKind)k;
                 r.fault.nth = n;
-                r.ctx = g_strdup_printf("%s: %s %s #%" G_GUINT64_FORMAT "%s%s", name,
-                                        kind_name[k], g_strerror(r.fault.error), n,
+                r.ctx = g_strdup_printf("%s: %s %s #%" G_GUINT64_FORMAT "%s%s", name, kind_name[k],
+                                        g_strerror(r.fault.error), n,
                                         r.fault.persistent ? " persistent" : "",
                                         r.fault.lands ? " (landed)" : "");
                 run_once(&r);
@@ -654,8 +658,8 @@ static uint64_t sweep(const Setup *su, const Start *start, const char *name)
             }
         }
     }
-    g_test_message("%s: %" G_GUINT64_FORMAT " reads, %" G_GUINT64_FORMAT " writes, %"
-                   G_GUINT64_FORMAT " flushes; %" G_GUINT64_FORMAT " faulty runs",
+    g_test_message("%s: %" G_GUINT64_FORMAT " reads, %" G_GUINT64_FORMAT
+                   " writes, %" G_GUINT64_FORMAT " flushes; %" G_GUINT64_FORMAT " faulty runs",
                    name, clean.calls[0], clean.calls[1], clean.calls[2], runs);
     return runs;
 }
@@ -754,10 +758,10 @@ static void assert_eio(int ret, GError **errp, const char *what)
 }
 
 /* Runs call, a request written with &err, and asserts that it fails with EIO. */
-#define ASSERT_EIO(call, what)                                                        \
-    do {                                                                              \
-        int eio_ret = (call);                                                         \
-        assert_eio(eio_ret, &err, what);                                              \
+#define ASSERT_EIO(call, what) \
+    do { \
+        int eio_ret = (call); \
+        assert_eio(eio_ret, &err, what); \
     } while (0)
 
 static bool bytes_need_check(GBytes *bytes)

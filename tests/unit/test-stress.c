@@ -101,8 +101,8 @@ typedef struct Shared {
     const Config *cfg;
     QedImage *img;
     uint32_t nsect;
-    uint32_t backing_sect;   /* sectors the backing file covers */
-    int ops;                 /* per thread and phase */
+    uint32_t backing_sect; /* sectors the backing file covers */
+    int ops;               /* per thread and phase */
     pthread_barrier_t barrier;
     /* Written by thread 0 between barriers, read by all in a phase. */
     GArray *segments[NTHREADS]; /* Segment, the ones each thread owns */
@@ -146,7 +146,7 @@ static Segment pick_own(Worker *w)
     Segment seg = g_array_index(mine, Segment, g_rand_int_range(w->rand, 0, (gint32)mine->len));
     uint32_t first = seg.first + (uint32_t)g_rand_int_range(w->rand, 0, (gint32)seg.count);
     uint32_t count = (uint32_t)g_rand_int_range(w->rand, 1,
-                                                 (gint32)(seg.first + seg.count - first + 1));
+                                                (gint32)(seg.first + seg.count - first + 1));
     return (Segment){ first, count };
 }
 
@@ -170,7 +170,8 @@ static void check_own(Worker *w, Segment r)
         uint32_t v = w->sh->version[sector];
         if (!sector_is(w->buf + (size_t)s * SECTOR, sector, v)) {
             g_error("%s: thread %d: sector %" G_GUINT64_FORMAT " is not version %08x "
-                    "(reads %" G_GINT64_FORMAT ")", w->sh->cfg->name, w->id, sector, v,
+                    "(reads %" G_GINT64_FORMAT ")",
+                    w->sh->cfg->name, w->id, sector, v,
                     sector_version(w->buf + (size_t)s * SECTOR, sector));
         }
     }
@@ -191,8 +192,7 @@ static void do_request(Worker *w)
         for (uint32_t s = 0; s < count; s++) {
             before[s] = load(&sh->busy[first + s]);
         }
-        TU_OK(qed_pread(img, w->buf, (size_t)count * SECTOR, (uint64_t)first * SECTOR,
-                        &tu_err));
+        TU_OK(qed_pread(img, w->buf, (size_t)count * SECTOR, (uint64_t)first * SECTOR, &tu_err));
         for (uint32_t s = 0; s < count; s++) {
             uint64_t sector = first + s;
             uint32_t v = load(&sh->version[sector]);
@@ -201,8 +201,9 @@ static void do_request(Worker *w)
             }
             const uint8_t *p = w->buf + (size_t)s * SECTOR;
             if (!sector_is(p, sector, v)) {
-                g_error("%s: sector %" G_GUINT64_FORMAT " is not version %08x (reads %"
-                        G_GINT64_FORMAT "), and nobody wrote it meanwhile",
+                g_error("%s: sector %" G_GUINT64_FORMAT
+                        " is not version %08x (reads %" G_GINT64_FORMAT
+                        "), and nobody wrote it meanwhile",
                         sh->cfg->name, sector, v, sector_version(p, sector));
             }
         }
@@ -221,8 +222,8 @@ static void do_request(Worker *w)
         TU_OK(qed_check(img, 0, &res, &tu_err));
         /* Clusters that zero writes gave up are leaks until close. */
         if (res.corruptions || res.check_errors) {
-            g_error("%s: check during the run: %" G_GUINT64_FORMAT " corruptions",
-                    sh->cfg->name, res.corruptions);
+            g_error("%s: check during the run: %" G_GUINT64_FORMAT " corruptions", sh->cfg->name,
+                    res.corruptions);
         }
         return;
     }
@@ -331,8 +332,10 @@ static void test_stress(gconstpointer data)
     g_autofree char *backing = cfg->backing ? make_backing(cfg, sh.backing_sect) : NULL;
     g_autofree char *name = g_strdup_printf("%s.qed", cfg->name);
     g_autofree char *path = tu_path(name);
-    QedCreateOptions co = { .size = cfg->size, .cluster_size = cfg->cluster_size,
-                            .table_size = cfg->table_size, .backing_file = backing,
+    QedCreateOptions co = { .size = cfg->size,
+                            .cluster_size = cfg->cluster_size,
+                            .table_size = cfg->table_size,
+                            .backing_file = backing,
                             .backing_format = "raw" };
     TU_OK(qed_create(path, &co, &tu_err));
 
@@ -354,7 +357,9 @@ static void test_stress(gconstpointer data)
     Worker w[NTHREADS];
     pthread_t threads[NTHREADS];
     for (int t = 0; t < NTHREADS; t++) {
-        w[t] = (Worker){ .sh = &sh, .id = t, .rand = g_rand_new_with_seed((guint32)t + 1),
+        w[t] = (Worker){ .sh = &sh,
+                         .id = t,
+                         .rand = g_rand_new_with_seed((guint32)t + 1),
                          .buf = g_malloc(MAX_REQUEST) };
         g_assert_cmpint(pthread_create(&threads[t], NULL, worker_main, &w[t]), ==, 0);
     }

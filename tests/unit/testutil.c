@@ -93,8 +93,7 @@ int tu_qemu_img_check(const char *path)
     char *argv[] = { qemu_img, "check", "-q", "-U", (char *)path, NULL };
     int status = 0;
     GError *err = NULL;
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,
-                      &err)) {
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status, &err)) {
         g_error("qemu-img: %s", err->message);
     }
     g_free(qemu_img);

@@ -13,8 +13,8 @@ const char *tu_dir(void);
 /* tu_dir()/name; free with g_free. */
 char *tu_path(const char *name);
 /* Creates an image (aborts the test on failure) and returns its path. */
-char *tu_create(const char *name, uint64_t size, uint32_t cluster_size,
-                const char *backing, const char *backing_fmt);
+char *tu_create(const char *name, uint64_t size, uint32_t cluster_size, const char *backing,
+                const char *backing_fmt);
 /* Opens with flags (aborts the test on failure). */
 QedImage *tu_open(const char *path, unsigned flags);
 /* Writes a raw file of len bytes, byte i = seed + i * 7 (mod 256). */
@@ -32,13 +32,13 @@ int tu_env_int(const char *name, int def);
 
 /* Runs a library call written with `&tu_err` as its GError argument and
  * fails the test, with the message, when it returns an error. */
-#define TU_OK(call)                                                                   \
-    do {                                                                              \
-        GError *tu_err = NULL;                                                        \
-        int tu_ret = (call);                                                          \
-        if (tu_ret < 0) {                                                             \
+#define TU_OK(call) \
+    do { \
+        GError *tu_err = NULL; \
+        int tu_ret = (call); \
+        if (tu_ret < 0) { \
             g_error("%s: %d: %s", #call, tu_ret, tu_err ? tu_err->message : "no message"); \
-        }                                                                             \
+        } \
     } while (0)
 
 /* Reads the whole file into a GBytes. */

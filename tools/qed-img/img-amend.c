@@ -52,7 +52,8 @@ static int amend(QedImage *img, const QedInfo *info, const char *options)
     for (const ImgOptDesc *d = qed_options; d->name; d++) {
         if (img_opts_is_set(opts, d->name) && strncmp(d->name, "backing_", 8) != 0) {
             img_error("Invalid parameter '%s'\nThis option is only supported for image "
-                      "creation", d->name);
+                      "creation",
+                      d->name);
             return 1;
         }
     }
@@ -74,7 +75,8 @@ static int amend(QedImage *img, const QedInfo *info, const char *options)
         name = info->backing_file;
     } else if (name[0] && !fmt) {
         img_error("Could not change the backing file to '%s': backing format must be "
-                  "specified", name);
+                  "specified",
+                  name);
         return 1;
     }
     uint32_t max = qed_get_backing_name_max(img);
@@ -222,37 +224,36 @@ const ImgCommand img_amend_command = {
     .synopsis = "[--object objectdef] [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] "
                 "[--locking=mode] -o options filename",
     .summary = "Change the options of an existing image in place.",
-    .help =
-        "Change format options of the image FILENAME in place, as qemu-img amend does.\n"
-        "A QED image can change its backing file name and format (backing_file,\n"
-        "backing_fmt): the header is rewritten, nothing is copied, and the backing\n"
-        "file is not opened (like 'rebase -u'); a crash leaves the old or the new\n"
-        "name. QEMU's QED driver amends nothing (\"Format driver 'qed' does not\n"
-        "support option amendment\"). The options that only creation sets (size,\n"
-        "cluster_size, table_size) are refused with qemu-img's message, and so is\n"
-        "every option of a raw image.\n"
-        "\n"
-        "Options:\n"
-        "  -o options   a comma separated list: backing_file=NAME ('' removes the\n"
-        "               backing file), backing_fmt=qed|raw (required with a new name;\n"
-        "               alone, it changes the format of the stored name); '-o help'\n"
-        "               lists them\n"
-        "  -f fmt       the format of FILENAME; probed when omitted\n"
-        "  -t cache     the cache mode: writeback (default), unsafe, writethrough, none,\n"
-        "               off or directsync\n"
-        "  -p           show progress\n"
-        "  -q           quiet: print nothing but errors\n"
-        "  --force      accepted for qemu-img's sake; nothing in QED needs it\n"
-        "  --locking=mode  'auto' (the default) locks the image as QEMU does where the\n"
-        "               file system allows it, 'on' fails where it does not, 'off' takes\n"
-        "               no lock and ignores those of others\n"
-        "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
-        "               names and -f only\n"
-        "  -h, --help   display this help and exit\n"
-        "\n"
-        "Exit status: 0 on success, 1 on any error.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img amend -o backing_file=base.raw,backing_fmt=raw overlay.qed\n"
-        "  qed-img amend -o help -f qed\n",
+    .help = "Change format options of the image FILENAME in place, as qemu-img amend does.\n"
+            "A QED image can change its backing file name and format (backing_file,\n"
+            "backing_fmt): the header is rewritten, nothing is copied, and the backing\n"
+            "file is not opened (like 'rebase -u'); a crash leaves the old or the new\n"
+            "name. QEMU's QED driver amends nothing (\"Format driver 'qed' does not\n"
+            "support option amendment\"). The options that only creation sets (size,\n"
+            "cluster_size, table_size) are refused with qemu-img's message, and so is\n"
+            "every option of a raw image.\n"
+            "\n"
+            "Options:\n"
+            "  -o options   a comma separated list: backing_file=NAME ('' removes the\n"
+            "               backing file), backing_fmt=qed|raw (required with a new name;\n"
+            "               alone, it changes the format of the stored name); '-o help'\n"
+            "               lists them\n"
+            "  -f fmt       the format of FILENAME; probed when omitted\n"
+            "  -t cache     the cache mode: writeback (default), unsafe, writethrough, none,\n"
+            "               off or directsync\n"
+            "  -p           show progress\n"
+            "  -q           quiet: print nothing but errors\n"
+            "  --force      accepted for qemu-img's sake; nothing in QED needs it\n"
+            "  --locking=mode  'auto' (the default) locks the image as QEMU does where the\n"
+            "               file system allows it, 'on' fails where it does not, 'off' takes\n"
+            "               no lock and ignores those of others\n"
+            "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
+            "               names and -f only\n"
+            "  -h, --help   display this help and exit\n"
+            "\n"
+            "Exit status: 0 on success, 1 on any error.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img amend -o backing_file=base.raw,backing_fmt=raw overlay.qed\n"
+            "  qed-img amend -o help -f qed\n",
 };

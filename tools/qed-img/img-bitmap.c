@@ -44,8 +44,7 @@ static bool parse_granularity(const char *arg, int64_t *value)
         ret = -ERANGE;
     }
     if (ret == -ERANGE) {
-        img_error("Invalid granularity specified. Must be between 0 and %" PRId64 ".",
-                  INT64_MAX);
+        img_error("Invalid granularity specified. Must be between 0 and %" PRId64 ".", INT64_MAX);
         return false;
     }
     if (ret < 0) {
@@ -83,12 +82,13 @@ static void report_action(int action, const char *filename, const char *bitmap,
         img_error("Operation %s on bitmap %s failed: Bitmap name cannot be empty", op, bitmap);
     } else if (action == OPTION_ADD && granularity && (g < 512 || (g & (g - 1)))) {
         img_error("Operation %s on bitmap %s failed: Granularity must be power of 2 and at "
-                  "least 512", op, bitmap);
+                  "least 512",
+                  op, bitmap);
     } else if (action == OPTION_ADD) {
         /* (qemu-img names its internal node, "#blockNNN", where this says
          * the file.) */
-        img_error("Operation %s on bitmap %s failed: Can't store persistent bitmaps to %s: %s",
-                  op, bitmap, filename, g_strerror(ENOTSUP));
+        img_error("Operation %s on bitmap %s failed: Can't store persistent bitmaps to %s: %s", op,
+                  bitmap, filename, g_strerror(ENOTSUP));
     } else {
         img_error("Operation %s on bitmap %s failed: Dirty bitmap '%s' not found", op, bitmap,
                   bitmap);
@@ -118,8 +118,7 @@ static int img_bitmap(int argc, char **argv)
     bool add = false, merge = false, image_opts = false;
     int c;
 
-    while ((c = img_getopt(&img_bitmap_command, argc, argv, ":b:f:F:g:h", long_options)) !=
-           -1) {
+    while ((c = img_getopt(&img_bitmap_command, argc, argv, ":b:f:F:g:h", long_options)) != -1) {
         switch (c) {
         case 'b':
             src_file = optarg;
@@ -197,34 +196,33 @@ const ImgCommand img_bitmap_command = {
                 "[-b source_file [-F source_fmt]] [-g granularity] [--object objectdef] "
                 "[--image-opts | -f fmt] filename bitmap",
     .summary = "Persistent dirty bitmaps (QED and raw images have none).",
-    .help =
-        "QED and raw images cannot store persistent dirty bitmaps (QEMU keeps them\n"
-        "only in qcow2 images). This command takes the syntax of qemu-img bitmap,\n"
-        "checks its arguments as qemu-img 7.2 does, and answers as qemu-img answers\n"
-        "for QED and raw images: --add fails with \"Operation not supported\", the\n"
-        "other actions find no bitmap. Actions run in the order given; the first\n"
-        "fails, so the exit status is always 1.\n"
-        "\n"
-        "Options:\n"
-        "  --add                add the bitmap (not supported)\n"
-        "  --remove, --clear, --enable, --disable\n"
-        "                       change the bitmap (there is none)\n"
-        "  --merge source       merge bitmap SOURCE into it (there is none)\n"
-        "  -b, --source-file=source_file\n"
-        "                       with --merge: the image SOURCE is in\n"
-        "  -F, --source-format=source_fmt\n"
-        "                       the format of source_file\n"
-        "  -g, --granularity=granularity\n"
-        "                       with --add: the bitmap's granularity\n"
-        "  -f fmt               the format of the image, 'qed' or 'raw'; probed when\n"
-        "                       omitted\n"
-        "  --object objectdef   refused: qed-img has no QEMU objects\n"
-        "  --image-opts         refused: name the image file instead\n"
-        "  -h, --help           display this help and exit\n"
-        "\n"
-        "Exit status: 1 (no action can succeed on a QED or raw image).\n"
-        "\n"
-        "Examples (each fails, as with qemu-img):\n"
-        "  qed-img bitmap --add -g 64k disk.qed b0\n"
-        "  qed-img bitmap --merge b1 -b other.qed -F qed disk.qed b0\n",
+    .help = "QED and raw images cannot store persistent dirty bitmaps (QEMU keeps them\n"
+            "only in qcow2 images). This command takes the syntax of qemu-img bitmap,\n"
+            "checks its arguments as qemu-img 7.2 does, and answers as qemu-img answers\n"
+            "for QED and raw images: --add fails with \"Operation not supported\", the\n"
+            "other actions find no bitmap. Actions run in the order given; the first\n"
+            "fails, so the exit status is always 1.\n"
+            "\n"
+            "Options:\n"
+            "  --add                add the bitmap (not supported)\n"
+            "  --remove, --clear, --enable, --disable\n"
+            "                       change the bitmap (there is none)\n"
+            "  --merge source       merge bitmap SOURCE into it (there is none)\n"
+            "  -b, --source-file=source_file\n"
+            "                       with --merge: the image SOURCE is in\n"
+            "  -F, --source-format=source_fmt\n"
+            "                       the format of source_file\n"
+            "  -g, --granularity=granularity\n"
+            "                       with --add: the bitmap's granularity\n"
+            "  -f fmt               the format of the image, 'qed' or 'raw'; probed when\n"
+            "                       omitted\n"
+            "  --object objectdef   refused: qed-img has no QEMU objects\n"
+            "  --image-opts         refused: name the image file instead\n"
+            "  -h, --help           display this help and exit\n"
+            "\n"
+            "Exit status: 1 (no action can succeed on a QED or raw image).\n"
+            "\n"
+            "Examples (each fails, as with qemu-img):\n"
+            "  qed-img bitmap --add -g 64k disk.qed b0\n"
+            "  qed-img bitmap --merge b1 -b other.qed -F qed disk.qed b0\n",
 };

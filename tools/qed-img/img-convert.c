@@ -75,10 +75,10 @@ typedef struct Convert {
     pthread_mutex_t lock;
     pthread_cond_t turn[CONVERT_MAX_WORKERS];
     uint64_t waiting_for[CONVERT_MAX_WORKERS]; /* UINT64_MAX: not waiting */
-    uint64_t next;       /* the first byte no worker has taken yet */
-    uint64_t status_end; /* the end of the run whose status is status */
+    uint64_t next;                             /* the first byte no worker has taken yet */
+    uint64_t status_end;                       /* the end of the run whose status is status */
     RunStatus status;
-    uint64_t write_pos; /* in order: the end of the last request written */
+    uint64_t write_pos;               /* in order: the end of the last request written */
     uint64_t alloc_total, alloc_done; /* bytes read or written, for -p */
     uint64_t written;                 /* bytes written, for -r */
     int64_t start_us;
@@ -288,8 +288,9 @@ static int read_request(Convert *c, uint8_t *buf, uint64_t pos, uint64_t len, ch
             int r = qed_pread(src->img, buf + done, SECTOR, off + done, NULL);
             if (r < 0 && !c->quiet) {
                 fflush(stdout);
-                fprintf(stderr, QED_IMG_NAME ": warning: error while reading offset %" PRIu64
-                                             ": %s\n", off + done, g_strerror(-r));
+                fprintf(stderr,
+                        QED_IMG_NAME ": warning: error while reading offset %" PRIu64 ": %s\n",
+                        off + done, g_strerror(-r));
             }
         }
     }
@@ -379,8 +380,10 @@ static void *convert_worker(void *opaque)
         }
         int ret = next_request_locked(c, &status, &len, &err);
         if (ret < 0) {
-            fail_locked(c, ret, g_strdup_printf("error while reading block status at offset "
-                                                "%" PRIu64 ": %s", c->next, g_strerror(-ret)));
+            fail_locked(c, ret,
+                        g_strdup_printf("error while reading block status at offset "
+                                        "%" PRIu64 ": %s",
+                                        c->next, g_strerror(-ret)));
             g_error_free(err);
             pthread_mutex_unlock(&c->lock);
             break;
@@ -443,7 +446,8 @@ static int convert_copy(Convert *c)
         int ret = next_request_locked(c, &status, &len, &err);
         if (ret < 0) {
             c->error = g_strdup_printf("error while reading block status at offset %" PRIu64
-                                       ": %s", pos, g_strerror(-ret));
+                                       ": %s",
+                                       pos, g_strerror(-ret));
             g_error_free(err);
             return ret;
         }
@@ -685,7 +689,8 @@ static bool parse_sparse(const char *arg, uint64_t *bytes)
     if (*bytes % SECTOR != 0 || *bytes > CONVERT_MAX_SPARSE) {
         img_error("Invalid buffer size for sparse output specified. Valid sizes are multiples "
                   "of %u up to %u. Select 0 to disable sparse detection (fully allocates "
-                  "output).", SECTOR, CONVERT_MAX_SPARSE);
+                  "output).",
+                  SECTOR, CONVERT_MAX_SPARSE);
         return false;
     }
     return true;
@@ -698,7 +703,8 @@ static bool parse_workers(const char *arg, unsigned *workers)
     long n = strtol(arg, &end, 0);
     if (errno || end == arg || *end || n < 1 || n > CONVERT_MAX_WORKERS) {
         img_error("Invalid number of coroutines. Allowed number of coroutines is between 1 "
-                  "and %d", CONVERT_MAX_WORKERS);
+                  "and %d",
+                  CONVERT_MAX_WORKERS);
         return false;
     }
     *workers = (unsigned)n;
@@ -736,8 +742,8 @@ static int img_convert(int argc, char **argv)
     g_autofree char *options = NULL;
     int ch;
 
-    while ((ch = img_getopt(&img_convert_command, argc, argv, ":hf:O:B:F:Cco:l:S:pt:T:qnm:WUr:",
-                            long_options)) != -1) {
+    while ((ch = img_getopt(&img_convert_command, argc, argv,
+                            ":hf:O:B:F:Cco:l:S:pt:T:qnm:WUr:", long_options)) != -1) {
         switch (ch) {
         case 'f':
             a.fmt = optarg;
@@ -943,56 +949,55 @@ const ImgCommand img_convert_command = {
                 "[-l snapshot_param] [-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] "
                 "[--salvage] filename [filename2 [...]] output_filename",
     .summary = "Copy images into a new QED or raw image.",
-    .help =
-        "Copy the disk image FILENAME (or several, one after the other) into\n"
-        "OUTPUT_FILENAME, like qemu-img convert: the same options, checks, messages and\n"
-        "exit status, a result that qemu-img compare finds identical, and the same\n"
-        "allocation. The backing chain of a source is flattened: the target holds\n"
-        "everything the source reads, unless -B gives it a backing file.\n"
-        "\n"
-        "Zeros are not copied: a run of at least -S bytes of zeros (4k by default) is\n"
-        "left unallocated in a new target without a backing file, and otherwise\n"
-        "written as zeros (a zero cluster in QED, a hole in a raw file). Sources are\n"
-        "read in requests of at most 2 MiB by several threads at once (-m); a QED\n"
-        "target is written in the order of the disk (unless -W), for qemu-img's layout.\n"
-        "\n"
-        "Options:\n"
-        "  -f fmt            the format of the sources, 'qed' or 'raw' (else probed)\n"
-        "  -O output_fmt     the format of the target, 'qed' or 'raw' (the default)\n"
-        "  -o options        -o options of the target, as for create: cluster_size,\n"
-        "                    table_size, backing_file, backing_fmt for qed,\n"
-        "                    preallocation for raw; '-o help' lists them\n"
-        "  -B backing_file   give the target this backing file and copy only what the\n"
-        "                    top image of the source holds; the backing file should\n"
-        "                    read as the source's backing file does\n"
-        "  -F backing_fmt    the format of -B's file (required with -B)\n"
-        "  -n                the target exists: do not create it (its format is\n"
-        "                    -O's, raw by default); it must be large enough\n"
-        "  --target-is-zero  with -n: the target reads as zeros already, so zeros are\n"
-        "                    not written\n"
-        "  -S sparse_size    the shortest run of zeros left out (a multiple of 512 up to\n"
-        "                    16M, default 4k); 0 writes every byte, zeros included\n"
-        "  -t cache          the cache mode of the target: unsafe (the default: no\n"
-        "                    flushes), writeback, writethrough, directsync, none, off\n"
-        "  -T src_cache      the cache mode of the sources (default writeback)\n"
-        "  -m num_coroutines the requests in flight, 1 to 16 (default 8)\n"
-        "  -W                write out of order (the layout of a QED target then varies)\n"
-        "  -r rate_limit     write at most this many bytes per second\n"
-        "  -C                accepted; there is no copy offloading, so the copy is the\n"
-        "                    same as without -C (as qemu-img falls back for qed)\n"
-        "  --salvage         read what can be read: sectors that fail read as zeros\n"
-        "  -U                open the sources without locking out their writers\n"
-        "  -p                show the progress of the copy\n"
-        "  -q                quiet: print nothing but errors\n"
-        "  -h, --help        display this help and exit\n"
-        "Refused as qemu-img refuses them for qed and raw: -c (compression), -l\n"
-        "(internal snapshots), --bitmaps; and --image-opts, --target-image-opts,\n"
-        "--object, which qed-img does not take.\n"
-        "\n"
-        "Exit status: 0 when the copy is complete, 1 on any error.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img convert -O raw disk.qed disk.raw\n"
-        "  qed-img convert -p -O qed disk.raw copy.qed\n"
-        "  qed-img convert -O qed -o cluster_size=1M disk.qed big-clusters.qed\n",
+    .help = "Copy the disk image FILENAME (or several, one after the other) into\n"
+            "OUTPUT_FILENAME, like qemu-img convert: the same options, checks, messages and\n"
+            "exit status, a result that qemu-img compare finds identical, and the same\n"
+            "allocation. The backing chain of a source is flattened: the target holds\n"
+            "everything the source reads, unless -B gives it a backing file.\n"
+            "\n"
+            "Zeros are not copied: a run of at least -S bytes of zeros (4k by default) is\n"
+            "left unallocated in a new target without a backing file, and otherwise\n"
+            "written as zeros (a zero cluster in QED, a hole in a raw file). Sources are\n"
+            "read in requests of at most 2 MiB by several threads at once (-m); a QED\n"
+            "target is written in the order of the disk (unless -W), for qemu-img's layout.\n"
+            "\n"
+            "Options:\n"
+            "  -f fmt            the format of the sources, 'qed' or 'raw' (else probed)\n"
+            "  -O output_fmt     the format of the target, 'qed' or 'raw' (the default)\n"
+            "  -o options        -o options of the target, as for create: cluster_size,\n"
+            "                    table_size, backing_file, backing_fmt for qed,\n"
+            "                    preallocation for raw; '-o help' lists them\n"
+            "  -B backing_file   give the target this backing file and copy only what the\n"
+            "                    top image of the source holds; the backing file should\n"
+            "                    read as the source's backing file does\n"
+            "  -F backing_fmt    the format of -B's file (required with -B)\n"
+            "  -n                the target exists: do not create it (its format is\n"
+            "                    -O's, raw by default); it must be large enough\n"
+            "  --target-is-zero  with -n: the target reads as zeros already, so zeros are\n"
+            "                    not written\n"
+            "  -S sparse_size    the shortest run of zeros left out (a multiple of 512 up to\n"
+            "                    16M, default 4k); 0 writes every byte, zeros included\n"
+            "  -t cache          the cache mode of the target: unsafe (the default: no\n"
+            "                    flushes), writeback, writethrough, directsync, none, off\n"
+            "  -T src_cache      the cache mode of the sources (default writeback)\n"
+            "  -m num_coroutines the requests in flight, 1 to 16 (default 8)\n"
+            "  -W                write out of order (the layout of a QED target then varies)\n"
+            "  -r rate_limit     write at most this many bytes per second\n"
+            "  -C                accepted; there is no copy offloading, so the copy is the\n"
+            "                    same as without -C (as qemu-img falls back for qed)\n"
+            "  --salvage         read what can be read: sectors that fail read as zeros\n"
+            "  -U                open the sources without locking out their writers\n"
+            "  -p                show the progress of the copy\n"
+            "  -q                quiet: print nothing but errors\n"
+            "  -h, --help        display this help and exit\n"
+            "Refused as qemu-img refuses them for qed and raw: -c (compression), -l\n"
+            "(internal snapshots), --bitmaps; and --image-opts, --target-image-opts,\n"
+            "--object, which qed-img does not take.\n"
+            "\n"
+            "Exit status: 0 when the copy is complete, 1 on any error.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img convert -O raw disk.qed disk.raw\n"
+            "  qed-img convert -p -O qed disk.raw copy.qed\n"
+            "  qed-img convert -O qed -o cluster_size=1M disk.qed big-clusters.qed\n",
 };

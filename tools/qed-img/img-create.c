@@ -18,7 +18,8 @@
 /* The options that qemu-img's file protocol adds to every format. They do
  * not change a QED file (qemu-img empties the file before writing the
  * header); for raw, preallocation decides how the space is reserved. */
-/* clang-format off: a table, aligned by hand */
+/* A table, aligned by hand. */
+/* clang-format off */
 #define FILE_LEVEL_OPTIONS                                                                 \
     { "nocow", IMG_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL, true }, \
     { "preallocation", IMG_OPT_STRING,                                                     \
@@ -62,8 +63,8 @@ static bool check_file_options(const ImgOpts *opts, GError **errp)
 
     if (prealloc && strcmp(prealloc, "off") != 0 && strcmp(prealloc, "falloc") != 0 &&
         strcmp(prealloc, "full") != 0) {
-        g_set_error(errp, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                    "invalid parameter value: %s", prealloc);
+        g_set_error(errp, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "invalid parameter value: %s",
+                    prealloc);
         return false;
     }
     if (img_opts_get_size(opts, "extent_size_hint", 0) > UINT32_MAX) {
@@ -82,8 +83,7 @@ static uint32_t geometry_value(uint64_t value)
     return (value == 0 || value > UINT32_MAX) ? UINT32_MAX : (uint32_t)value;
 }
 
-static int create_qed(const char *filename, const ImgOpts *opts, QedLocking locking,
-                      GError **errp)
+static int create_qed(const char *filename, const ImgOpts *opts, QedLocking locking, GError **errp)
 {
     if (!check_file_options(opts, errp)) {
         return -EINVAL;
@@ -105,8 +105,8 @@ static int create_qed(const char *filename, const ImgOpts *opts, QedLocking lock
         .size = img_opts_get_size(opts, "size", 0),
         .cluster_size = geometry_value(
             img_opts_get_size(opts, "cluster_size", QED_DEFAULT_CLUSTER_SIZE)),
-        .table_size =
-            geometry_value(img_opts_get_size(opts, "table_size", QED_DEFAULT_TABLE_SIZE)),
+        .table_size = geometry_value(
+            img_opts_get_size(opts, "table_size", QED_DEFAULT_TABLE_SIZE)),
         .backing_file = img_opts_get(opts, "backing_file"),
         .backing_format = img_opts_get(opts, "backing_fmt"),
         .locking = locking,
@@ -116,8 +116,7 @@ static int create_qed(const char *filename, const ImgOpts *opts, QedLocking lock
 
 /* A raw image is the file itself: qed_create() sizes and preallocates it
  * as qemu-img does, under the same locks. */
-static int create_raw(const char *filename, const ImgOpts *opts, QedLocking locking,
-                      GError **errp)
+static int create_raw(const char *filename, const ImgOpts *opts, QedLocking locking, GError **errp)
 {
     if (!check_file_options(opts, errp)) {
         return -EINVAL;
@@ -337,8 +336,7 @@ static int img_create(int argc, char **argv)
     g_autofree char *options = NULL;
     int c;
 
-    while ((c = img_getopt(&img_create_command, argc, argv, ":F:b:f:ho:qu", long_options)) !=
-           -1) {
+    while ((c = img_getopt(&img_create_command, argc, argv, ":F:b:f:ho:qu", long_options)) != -1) {
         switch (c) {
         case 'F':
             req.backing_fmt = optarg;
@@ -406,63 +404,63 @@ static int img_create(int argc, char **argv)
 const ImgCommand img_create_command = {
     .name = "create",
     .run = img_create,
-    .synopsis = "[--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
-                "[--locking=mode] filename [size]",
+    .synopsis =
+        "[--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
+        "[--locking=mode] filename [size]",
     .summary = "Create a new image.",
-    .help =
-        "Create the disk image FILENAME of SIZE bytes, like qemu-img create: the same\n"
-        "options, the same checks and messages, the same \"Formatting\" line, and for\n"
-        "QED the same bytes in the file. An existing file is replaced, unless a program\n"
-        "has it open (QEMU or libqed, which lock the images they use): then nothing in\n"
-        "it changes and the status is 1.\n"
-        "\n"
-        "With a backing file, the new image starts as a copy-on-write overlay: reads of\n"
-        "clusters that were never written fall through to the backing file. A relative\n"
-        "backing file name is stored as given and found in the directory of the new\n"
-        "image. Unless -u is given, the backing file is opened: to check it, and to take\n"
-        "its size when SIZE is omitted.\n"
-        "\n"
-        "Options:\n"
-        "  -f fmt           the format of the new image: 'qed' (the default) or 'raw'\n"
-        "  -b backing_file  the backing file of the new image (same as -o backing_file)\n"
-        "  -F backing_fmt   the format of the backing file, 'qed' or 'raw'; required\n"
-        "                   with a backing file ('raw' is stored in the image and turns\n"
-        "                   off format probing for the backing file)\n"
-        "  -u               do not open the backing file; SIZE must then be given\n"
-        "  -o options       comma separated name=value format options, see below; may\n"
-        "                   be repeated; '-o help' lists the options of the format\n"
-        "  -q               quiet: do not print the \"Formatting\" line\n"
-        "  --locking=mode   'auto' (the default) locks a QED image while writing it as\n"
-        "                   QEMU does where the file system allows it, 'on' fails where\n"
-        "                   it does not, 'off' overwrites the file whoever uses it\n"
-        "  --object objectdef  refused: qed-img has no QEMU objects\n"
-        "  -h, --help       display this help and exit\n"
-        "\n"
-        "Options of -o for qed:\n"
-        "  size=SIZE              the virtual size (instead of the SIZE argument)\n"
-        "  backing_file=NAME      as -b\n"
-        "  backing_fmt=FMT        as -F\n"
-        "  cluster_size=SIZE      bytes per cluster: a power of two from 4k to 64M\n"
-        "                         (default 64k)\n"
-        "  table_size=N           clusters per L1 or L2 table: 1, 2, 4, 8 or 16\n"
-        "                         (default 4); the largest image is\n"
-        "                         (N * cluster_size / 8)^2 * cluster_size bytes\n"
-        "  preallocation=MODE     off, falloc or full: how a raw image reserves its\n"
-        "                         space; no effect on a QED image\n"
-        "  nocow=on|off           accepted for qemu-img compatibility; no effect\n"
-        "  extent_size_hint=SIZE  accepted for qemu-img compatibility; no effect\n"
-        "A raw image takes size and the last three. Write ',,' for a comma in a value.\n"
-        "\n"
-        "SIZE is a number of bytes with an optional suffix k or K, M, G, T, P or E\n"
-        "(powers of 1024); a fraction needs a suffix ('1.5G'). It is rounded up to a\n"
-        "multiple of 512.\n"
-        "\n"
-        "Exit status: 0 when the image was created, 1 on any error.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img create -f qed disk.qed 10G\n"
-        "  qed-img create -f qed -b base.raw -F raw overlay.qed\n"
-        "  qed-img create -f qed -o cluster_size=1M,table_size=16 big.qed 1P\n",
+    .help = "Create the disk image FILENAME of SIZE bytes, like qemu-img create: the same\n"
+            "options, the same checks and messages, the same \"Formatting\" line, and for\n"
+            "QED the same bytes in the file. An existing file is replaced, unless a program\n"
+            "has it open (QEMU or libqed, which lock the images they use): then nothing in\n"
+            "it changes and the status is 1.\n"
+            "\n"
+            "With a backing file, the new image starts as a copy-on-write overlay: reads of\n"
+            "clusters that were never written fall through to the backing file. A relative\n"
+            "backing file name is stored as given and found in the directory of the new\n"
+            "image. Unless -u is given, the backing file is opened: to check it, and to take\n"
+            "its size when SIZE is omitted.\n"
+            "\n"
+            "Options:\n"
+            "  -f fmt           the format of the new image: 'qed' (the default) or 'raw'\n"
+            "  -b backing_file  the backing file of the new image (same as -o backing_file)\n"
+            "  -F backing_fmt   the format of the backing file, 'qed' or 'raw'; required\n"
+            "                   with a backing file ('raw' is stored in the image and turns\n"
+            "                   off format probing for the backing file)\n"
+            "  -u               do not open the backing file; SIZE must then be given\n"
+            "  -o options       comma separated name=value format options, see below; may\n"
+            "                   be repeated; '-o help' lists the options of the format\n"
+            "  -q               quiet: do not print the \"Formatting\" line\n"
+            "  --locking=mode   'auto' (the default) locks a QED image while writing it as\n"
+            "                   QEMU does where the file system allows it, 'on' fails where\n"
+            "                   it does not, 'off' overwrites the file whoever uses it\n"
+            "  --object objectdef  refused: qed-img has no QEMU objects\n"
+            "  -h, --help       display this help and exit\n"
+            "\n"
+            "Options of -o for qed:\n"
+            "  size=SIZE              the virtual size (instead of the SIZE argument)\n"
+            "  backing_file=NAME      as -b\n"
+            "  backing_fmt=FMT        as -F\n"
+            "  cluster_size=SIZE      bytes per cluster: a power of two from 4k to 64M\n"
+            "                         (default 64k)\n"
+            "  table_size=N           clusters per L1 or L2 table: 1, 2, 4, 8 or 16\n"
+            "                         (default 4); the largest image is\n"
+            "                         (N * cluster_size / 8)^2 * cluster_size bytes\n"
+            "  preallocation=MODE     off, falloc or full: how a raw image reserves its\n"
+            "                         space; no effect on a QED image\n"
+            "  nocow=on|off           accepted for qemu-img compatibility; no effect\n"
+            "  extent_size_hint=SIZE  accepted for qemu-img compatibility; no effect\n"
+            "A raw image takes size and the last three. Write ',,' for a comma in a value.\n"
+            "\n"
+            "SIZE is a number of bytes with an optional suffix k or K, M, G, T, P or E\n"
+            "(powers of 1024); a fraction needs a suffix ('1.5G'). It is rounded up to a\n"
+            "multiple of 512.\n"
+            "\n"
+            "Exit status: 0 when the image was created, 1 on any error.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img create -f qed disk.qed 10G\n"
+            "  qed-img create -f qed -b base.raw -F raw overlay.qed\n"
+            "  qed-img create -f qed -o cluster_size=1M,table_size=16 big.qed 1P\n",
 };
 
 /* ------------------------------------------------ for convert and measure */

@@ -36,8 +36,8 @@ static bool parse_number(const char *name, const char *arg, uint64_t min, uint64
         return false;
     }
     if (ret == -ERANGE || *value < min || *value > max) {
-        img_error("Invalid %s specified. Must be between %" PRIu64 " and %" PRIu64 ".", name,
-                  min, max);
+        img_error("Invalid %s specified. Must be between %" PRIu64 " and %" PRIu64 ".", name, min,
+                  max);
         return false;
     }
     return true;
@@ -168,8 +168,7 @@ static int img_dd(int argc, char **argv)
     for (uint64_t out_pos = 0; in_pos < size;) {
         size_t n = (size_t)MIN(dd.bs, size - in_pos);
         if (qed_pread(in, buf, n, in_pos, &err) < 0) {
-            img_error("error while reading from input image file: %s",
-                      g_strerror(err->code));
+            img_error("error while reading from input image file: %s", g_strerror(err->code));
             g_clear_error(&err);
             goto done;
         }
@@ -199,30 +198,29 @@ const ImgCommand img_dd_command = {
     .synopsis = "[--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] "
                 "[skip=blocks] if=input of=output",
     .summary = "Copy a range of an image into a new image, as dd does.",
-    .help =
-        "Copy INPUT into the new image OUTPUT (replacing any file of that name) block by\n"
-        "block, like qemu-img dd: the same operands, messages and results. Every block\n"
-        "is written, zeros too, so the output is fully allocated.\n"
-        "\n"
-        "Operands:\n"
-        "  bs=block_size   bytes per block, 1 to 2147483647 (default 512); a suffix\n"
-        "                  k, M, G... may follow\n"
-        "  count=blocks    copy only the first COUNT blocks of the input; the skipped\n"
-        "                  blocks are taken off those, as in qemu-img\n"
-        "  skip=blocks     start copying SKIP blocks into the input; past its end the\n"
-        "                  output is empty (with a message, exit status 0)\n"
-        "  if=input        the image to read\n"
-        "  of=output       the image to write\n"
-        "\n"
-        "Options:\n"
-        "  -f fmt          the format of INPUT, 'qed' or 'raw' (else probed)\n"
-        "  -O output_fmt   the format of OUTPUT, 'raw' (the default) or 'qed'\n"
-        "  -U              open INPUT without locking out its writers\n"
-        "  -h, --help      display this help and exit\n"
-        "\n"
-        "Exit status: 0 when the copy is complete, 1 on any error.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img dd -O qed bs=1M count=16 if=disk.raw of=head.qed\n"
-        "  qed-img dd bs=64k count=4 skip=2 if=disk.qed of=part.raw\n",
+    .help = "Copy INPUT into the new image OUTPUT (replacing any file of that name) block by\n"
+            "block, like qemu-img dd: the same operands, messages and results. Every block\n"
+            "is written, zeros too, so the output is fully allocated.\n"
+            "\n"
+            "Operands:\n"
+            "  bs=block_size   bytes per block, 1 to 2147483647 (default 512); a suffix\n"
+            "                  k, M, G... may follow\n"
+            "  count=blocks    copy only the first COUNT blocks of the input; the skipped\n"
+            "                  blocks are taken off those, as in qemu-img\n"
+            "  skip=blocks     start copying SKIP blocks into the input; past its end the\n"
+            "                  output is empty (with a message, exit status 0)\n"
+            "  if=input        the image to read\n"
+            "  of=output       the image to write\n"
+            "\n"
+            "Options:\n"
+            "  -f fmt          the format of INPUT, 'qed' or 'raw' (else probed)\n"
+            "  -O output_fmt   the format of OUTPUT, 'raw' (the default) or 'qed'\n"
+            "  -U              open INPUT without locking out its writers\n"
+            "  -h, --help      display this help and exit\n"
+            "\n"
+            "Exit status: 0 when the copy is complete, 1 on any error.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img dd -O qed bs=1M count=16 if=disk.raw of=head.qed\n"
+            "  qed-img dd bs=64k count=4 skip=2 if=disk.qed of=part.raw\n",
 };

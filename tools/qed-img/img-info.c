@@ -20,11 +20,11 @@ typedef struct ImageInfo {
     char *filename;
     char *format;
     uint64_t virtual_size;
-    uint64_t actual_size;         /* bytes allocated on the host */
-    uint32_t cluster_size;        /* 0: not reported */
-    bool dirty;                   /* NEED_CHECK is set */
-    char *backing_filename;       /* as stored in the image, or NULL */
-    char *full_backing_filename;  /* where it is found */
+    uint64_t actual_size;          /* bytes allocated on the host */
+    uint32_t cluster_size;         /* 0: not reported */
+    bool dirty;                    /* NEED_CHECK is set */
+    char *backing_filename;        /* as stored in the image, or NULL */
+    char *full_backing_filename;   /* where it is found */
     char *backing_filename_format; /* "raw" when stored, or NULL */
 } ImageInfo;
 
@@ -296,38 +296,38 @@ static int img_info(int argc, char **argv)
 const ImgCommand img_info_command = {
     .name = "info",
     .run = img_info,
-    .synopsis = "[--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--locking=mode] filename",
+    .synopsis = "[--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] "
+                "[-U] [--locking=mode] filename",
     .summary = "Show information about an image.",
-    .help =
-        "Describe the disk image FILENAME as qemu-img info does, with the same lines\n"
-        "or the same JSON: its format, virtual size, the space it takes on the host\n"
-        "(disk size), its cluster size, whether it needs a check because it was not\n"
-        "closed cleanly (\"cleanly shut down: no\"), and its backing file, with the path\n"
-        "where that file is found when the name is relative, and its format when the\n"
-        "image stores one.\n"
-        "\n"
-        "The image is opened read-only and its backing file is not opened, so info is\n"
-        "safe on an untrusted image and works when the backing file is missing.\n"
-        "\n"
-        "Options:\n"
-        "  -f, --format=fmt   the format of the image, 'qed' or 'raw'; probed as QEMU\n"
-        "                     probes when omitted (other formats are refused)\n"
-        "  --output=ofmt      'human' (the default) or 'json'\n"
-        "  --backing-chain    describe the backing file too, and its backing file, down\n"
-        "                     the chain; JSON output is then an array. A chain that\n"
-        "                     loops back to an image is an error\n"
-        "  -U, --force-share  let other programs write the image meanwhile, so that an\n"
-        "                     image in use by another program can be inspected\n"
-        "  --locking=mode     'auto' (the default) locks the image as QEMU does where\n"
-        "                     the file system allows it, 'on' fails where it does not,\n"
-        "                     'off' takes no lock and ignores those of others\n"
-        "  --object, --image-opts  refused: qed-img has no QEMU objects, and takes\n"
-        "                     file names and -f only\n"
-        "  -h, --help         display this help and exit\n"
-        "\n"
-        "Exit status: 0 on success, 1 when an image cannot be opened or read.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img info disk.qed\n"
-        "  qed-img info --output=json --backing-chain overlay.qed\n",
+    .help = "Describe the disk image FILENAME as qemu-img info does, with the same lines\n"
+            "or the same JSON: its format, virtual size, the space it takes on the host\n"
+            "(disk size), its cluster size, whether it needs a check because it was not\n"
+            "closed cleanly (\"cleanly shut down: no\"), and its backing file, with the path\n"
+            "where that file is found when the name is relative, and its format when the\n"
+            "image stores one.\n"
+            "\n"
+            "The image is opened read-only and its backing file is not opened, so info is\n"
+            "safe on an untrusted image and works when the backing file is missing.\n"
+            "\n"
+            "Options:\n"
+            "  -f, --format=fmt   the format of the image, 'qed' or 'raw'; probed as QEMU\n"
+            "                     probes when omitted (other formats are refused)\n"
+            "  --output=ofmt      'human' (the default) or 'json'\n"
+            "  --backing-chain    describe the backing file too, and its backing file, down\n"
+            "                     the chain; JSON output is then an array. A chain that\n"
+            "                     loops back to an image is an error\n"
+            "  -U, --force-share  let other programs write the image meanwhile, so that an\n"
+            "                     image in use by another program can be inspected\n"
+            "  --locking=mode     'auto' (the default) locks the image as QEMU does where\n"
+            "                     the file system allows it, 'on' fails where it does not,\n"
+            "                     'off' takes no lock and ignores those of others\n"
+            "  --object, --image-opts  refused: qed-img has no QEMU objects, and takes\n"
+            "                     file names and -f only\n"
+            "  -h, --help         display this help and exit\n"
+            "\n"
+            "Exit status: 0 on success, 1 when an image cannot be opened or read.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img info disk.qed\n"
+            "  qed-img info --output=json --backing-chain overlay.qed\n",
 };

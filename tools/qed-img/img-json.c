@@ -27,7 +27,7 @@ typedef enum JsonType {
 typedef struct JsonMember {
     char *key;
     ImgJson *value;
-    unsigned bucket;  /* position of the key in QEMU's QDict */
+    unsigned bucket;   /* position of the key in QEMU's QDict */
     unsigned inserted; /* insertion order */
 } JsonMember;
 

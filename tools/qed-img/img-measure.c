@@ -103,8 +103,7 @@ static int img_measure(int argc, char **argv)
     uint64_t size = 0;
     int c;
 
-    while ((c = img_getopt(&img_measure_command, argc, argv, ":hf:O:o:l:U", long_options)) !=
-           -1) {
+    while ((c = img_getopt(&img_measure_command, argc, argv, ":hf:O:o:l:U", long_options)) != -1) {
         switch (c) {
         case 'f':
             fmt = optarg;
@@ -255,8 +254,7 @@ static int img_measure(int argc, char **argv)
         g_autofree char *text = img_json_to_string(obj);
         printf("%s\n", text);
     } else {
-        printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64 "\n", required,
-               full);
+        printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64 "\n", required, full);
     }
     status = 0;
 out:
@@ -270,32 +268,31 @@ const ImgCommand img_measure_command = {
     .synopsis = "[--output=ofmt] [-O output_fmt] [-o options] (--size N | [--object objectdef] "
                 "[--image-opts] [-f fmt] [-l snapshot_param] filename)",
     .summary = "Tell how large a converted image will be.",
-    .help =
-        "Print the size of the file that 'qed-img convert -O OUTPUT_FMT' writes for\n"
-        "FILENAME (\"required size\"), and the size of a fully allocated image of the\n"
-        "same virtual size, like qemu-img measure. With --size N, for a new image of N\n"
-        "bytes: the required size is then that of an empty image.\n"
-        "\n"
-        "For qed, the required size counts the header, the L1 table, an L2 table for\n"
-        "each one that covers data and a cluster for each cluster that holds data in\n"
-        "the flattened backing chain of FILENAME; convert writes no more (less when\n"
-        "data clusters hold only zeros). A raw image takes its virtual size in both.\n"
-        "qemu-img measures no qed image ('does not support size measurement').\n"
-        "\n"
-        "Options:\n"
-        "  -O output_fmt    the format to measure for: 'raw' (the default) or 'qed'\n"
-        "  -o options       the -o options of the image, as for create (cluster_size\n"
-        "                   and table_size change what a qed image takes)\n"
-        "  --size N         measure a new image of N bytes instead of a file\n"
-        "  -f fmt           the format of FILENAME, 'qed' or 'raw' (else probed)\n"
-        "  -U               open FILENAME without locking out its writers\n"
-        "  --output=ofmt    'human' (the default) or 'json'\n"
-        "  -h, --help       display this help and exit\n"
-        "Refused: -l (QED and raw have no internal snapshots), --image-opts, --object.\n"
-        "\n"
-        "Exit status: 0 when the sizes were printed, 1 on any error.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img measure -O qed --size 10G\n"
-        "  qed-img measure -O qed -o cluster_size=1M --output=json disk.raw\n",
+    .help = "Print the size of the file that 'qed-img convert -O OUTPUT_FMT' writes for\n"
+            "FILENAME (\"required size\"), and the size of a fully allocated image of the\n"
+            "same virtual size, like qemu-img measure. With --size N, for a new image of N\n"
+            "bytes: the required size is then that of an empty image.\n"
+            "\n"
+            "For qed, the required size counts the header, the L1 table, an L2 table for\n"
+            "each one that covers data and a cluster for each cluster that holds data in\n"
+            "the flattened backing chain of FILENAME; convert writes no more (less when\n"
+            "data clusters hold only zeros). A raw image takes its virtual size in both.\n"
+            "qemu-img measures no qed image ('does not support size measurement').\n"
+            "\n"
+            "Options:\n"
+            "  -O output_fmt    the format to measure for: 'raw' (the default) or 'qed'\n"
+            "  -o options       the -o options of the image, as for create (cluster_size\n"
+            "                   and table_size change what a qed image takes)\n"
+            "  --size N         measure a new image of N bytes instead of a file\n"
+            "  -f fmt           the format of FILENAME, 'qed' or 'raw' (else probed)\n"
+            "  -U               open FILENAME without locking out its writers\n"
+            "  --output=ofmt    'human' (the default) or 'json'\n"
+            "  -h, --help       display this help and exit\n"
+            "Refused: -l (QED and raw have no internal snapshots), --image-opts, --object.\n"
+            "\n"
+            "Exit status: 0 when the sizes were printed, 1 on any error.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img measure -O qed --size 10G\n"
+            "  qed-img measure -O qed -o cluster_size=1M --output=json disk.raw\n",
 };

@@ -112,7 +112,8 @@ static QedImage *open_new_backing(const QedInfo *info, const char *name, const c
                                   unsigned flags, QedLocking locking)
 {
     g_autofree char *path = qed_backing_path(info->filename, name);
-    QedOpenOptions oopts = { .format = fmt, .flags = flags | QED_OPEN_READ_ONLY,
+    QedOpenOptions oopts = { .format = fmt,
+                             .flags = flags | QED_OPEN_READ_ONLY,
                              .locking = locking };
     GError *err = NULL;
     QedImage *b = qed_open(path, &oopts, &err);
@@ -156,7 +157,8 @@ static bool can_change(QedImage *img, const QedInfo *info, const char *name, con
     }
     if (name && name[0] && !fmt) {
         img_error("Could not change the backing file to '%s': backing format must be "
-                  "specified", name);
+                  "specified",
+                  name);
         return false;
     }
     size_t len = name ? strlen(name) : 0;
@@ -192,8 +194,8 @@ static int img_rebase(int argc, char **argv)
     QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
-    while ((c = img_getopt(&img_rebase_command, argc, argv, ":hf:F:b:upt:T:qU",
-                           long_options)) != -1) {
+    while ((c = img_getopt(&img_rebase_command, argc, argv, ":hf:F:b:upt:T:qU", long_options)) !=
+           -1) {
         switch (c) {
         case 'f':
             fmt = optarg;
@@ -325,49 +327,48 @@ const ImgCommand img_rebase_command = {
                 "[-T src_cache] [-p] [-u] [--locking=mode] -b backing_file [-F backing_fmt] "
                 "filename",
     .summary = "Change the backing file of an image.",
-    .help =
-        "Make BACKING_FILE the backing file of the QED image FILENAME, as qemu-img\n"
-        "rebase does.\n"
-        "\n"
-        "Safe mode (the default) keeps what FILENAME reads: every cluster that\n"
-        "FILENAME does not hold itself and whose content differs between the old and\n"
-        "the new backing file is first written into FILENAME, with the old content;\n"
-        "where the old backing file read zeros, the cluster becomes a zero cluster,\n"
-        "never data. Nothing else is copied or allocated. Only then, after a flush,\n"
-        "is the header rewritten. BACKING_FILE is found as it will be, relative to the\n"
-        "directory of FILENAME. '-b \"\"' removes the backing file: every cluster the\n"
-        "old backing file showed (and that is not zeros) is copied first.\n"
-        "\n"
-        "Unsafe mode (-u) only rewrites the header; the backing files are not opened.\n"
-        "Use it when a backing file was renamed or moved.\n"
-        "\n"
-        "A name longer than the header area of FILENAME holds (its header clusters\n"
-        "less 64 bytes, and at most 4095 bytes) is refused before anything is\n"
-        "written, as is a missing -F: qemu-img copies first and fails afterwards, or\n"
-        "writes a name no QED reader opens. The header is rewritten so that a crash\n"
-        "leaves the old or the new name.\n"
-        "\n"
-        "Options:\n"
-        "  -b backing_file  the new backing file ('' for none)\n"
-        "  -F backing_fmt   its format, 'qed' or 'raw' (required with a backing file)\n"
-        "  -f fmt           the format of FILENAME; probed when omitted\n"
-        "  -u               unsafe mode: rewrite the header only\n"
-        "  -t cache         the cache mode of FILENAME: writeback (default), unsafe,\n"
-        "                   writethrough, none, off or directsync\n"
-        "  -T src_cache     the cache mode of the backing files (the same modes)\n"
-        "  -U, --force-share  open the backing files without locking out writers\n"
-        "  -p               show the progress of the comparison\n"
-        "  -q               quiet: print nothing but errors\n"
-        "  --locking=mode   'auto' (the default) locks the images as QEMU does where\n"
-        "                   the file system allows it, 'on' fails where it does not,\n"
-        "                   'off' takes no lock and ignores those of others\n"
-        "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
-        "                   names and -f only\n"
-        "  -h, --help       display this help and exit\n"
-        "\n"
-        "Exit status: 0 on success, 1 on any error.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img rebase -b new-base.qed -F qed overlay.qed\n"
-        "  qed-img rebase -u -b moved/base.raw -F raw overlay.qed\n",
+    .help = "Make BACKING_FILE the backing file of the QED image FILENAME, as qemu-img\n"
+            "rebase does.\n"
+            "\n"
+            "Safe mode (the default) keeps what FILENAME reads: every cluster that\n"
+            "FILENAME does not hold itself and whose content differs between the old and\n"
+            "the new backing file is first written into FILENAME, with the old content;\n"
+            "where the old backing file read zeros, the cluster becomes a zero cluster,\n"
+            "never data. Nothing else is copied or allocated. Only then, after a flush,\n"
+            "is the header rewritten. BACKING_FILE is found as it will be, relative to the\n"
+            "directory of FILENAME. '-b \"\"' removes the backing file: every cluster the\n"
+            "old backing file showed (and that is not zeros) is copied first.\n"
+            "\n"
+            "Unsafe mode (-u) only rewrites the header; the backing files are not opened.\n"
+            "Use it when a backing file was renamed or moved.\n"
+            "\n"
+            "A name longer than the header area of FILENAME holds (its header clusters\n"
+            "less 64 bytes, and at most 4095 bytes) is refused before anything is\n"
+            "written, as is a missing -F: qemu-img copies first and fails afterwards, or\n"
+            "writes a name no QED reader opens. The header is rewritten so that a crash\n"
+            "leaves the old or the new name.\n"
+            "\n"
+            "Options:\n"
+            "  -b backing_file  the new backing file ('' for none)\n"
+            "  -F backing_fmt   its format, 'qed' or 'raw' (required with a backing file)\n"
+            "  -f fmt           the format of FILENAME; probed when omitted\n"
+            "  -u               unsafe mode: rewrite the header only\n"
+            "  -t cache         the cache mode of FILENAME: writeback (default), unsafe,\n"
+            "                   writethrough, none, off or directsync\n"
+            "  -T src_cache     the cache mode of the backing files (the same modes)\n"
+            "  -U, --force-share  open the backing files without locking out writers\n"
+            "  -p               show the progress of the comparison\n"
+            "  -q               quiet: print nothing but errors\n"
+            "  --locking=mode   'auto' (the default) locks the images as QEMU does where\n"
+            "                   the file system allows it, 'on' fails where it does not,\n"
+            "                   'off' takes no lock and ignores those of others\n"
+            "  --object, --image-opts  refused: qed-img has no objects, and takes file\n"
+            "                   names and -f only\n"
+            "  -h, --help       display this help and exit\n"
+            "\n"
+            "Exit status: 0 on success, 1 on any error.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img rebase -b new-base.qed -F qed overlay.qed\n"
+            "  qed-img rebase -u -b moved/base.raw -F raw overlay.qed\n",
 };

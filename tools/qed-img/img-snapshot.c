@@ -88,8 +88,7 @@ static int img_snapshot(int argc, char **argv)
     int ret = 0;
     switch (action) {
     case 'c':
-        img_error("Could not create snapshot '%s': %d (%s)", name, -ENOTSUP,
-                  g_strerror(ENOTSUP));
+        img_error("Could not create snapshot '%s': %d (%s)", name, -ENOTSUP, g_strerror(ENOTSUP));
         ret = 1;
         break;
     case 'a':
@@ -120,32 +119,31 @@ const ImgCommand img_snapshot_command = {
     .synopsis = "[--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot "
                 "| -d snapshot] filename",
     .summary = "Internal snapshots (QED and raw images have none).",
-    .help =
-        "QED and raw images have no internal snapshots (QEMU keeps them only in\n"
-        "qcow2 images). This command takes the syntax of qemu-img snapshot and\n"
-        "answers as qemu-img 7.2 answers for QED and raw images, so that a script\n"
-        "sees the same result: -l (also the default) lists nothing and succeeds;\n"
-        "-c, -a and -d fail with qemu-img's messages. Use an overlay (qed-img create\n"
-        "-b) to keep a point in time instead.\n"
-        "\n"
-        "The image is opened (read-only for -l, read-write otherwise), so a missing,\n"
-        "corrupt or locked image is reported as qemu-img reports it. As in qemu-img\n"
-        "7.2, there is no -f: the format is probed.\n"
-        "\n"
-        "Options:\n"
-        "  -l                   list the snapshots (none)\n"
-        "  -c snapshot          create one: fails, \"Operation not supported\"\n"
-        "  -a snapshot          apply one: fails, the format has no snapshots\n"
-        "  -d snapshot          delete one: fails, \"snapshot not found\"\n"
-        "  -q                   quiet (errors are printed all the same)\n"
-        "  -U, --force-share    let other programs write the image meanwhile (-l\n"
-        "                       only)\n"
-        "  --object objectdef   refused: qed-img has no QEMU objects\n"
-        "  --image-opts         refused: name the image file instead\n"
-        "  -h, --help           display this help and exit\n"
-        "\n"
-        "Exit status: 0 for a list, 1 otherwise.\n"
-        "\n"
-        "Examples:\n"
-        "  qed-img snapshot -l disk.qed\n",
+    .help = "QED and raw images have no internal snapshots (QEMU keeps them only in\n"
+            "qcow2 images). This command takes the syntax of qemu-img snapshot and\n"
+            "answers as qemu-img 7.2 answers for QED and raw images, so that a script\n"
+            "sees the same result: -l (also the default) lists nothing and succeeds;\n"
+            "-c, -a and -d fail with qemu-img's messages. Use an overlay (qed-img create\n"
+            "-b) to keep a point in time instead.\n"
+            "\n"
+            "The image is opened (read-only for -l, read-write otherwise), so a missing,\n"
+            "corrupt or locked image is reported as qemu-img reports it. As in qemu-img\n"
+            "7.2, there is no -f: the format is probed.\n"
+            "\n"
+            "Options:\n"
+            "  -l                   list the snapshots (none)\n"
+            "  -c snapshot          create one: fails, \"Operation not supported\"\n"
+            "  -a snapshot          apply one: fails, the format has no snapshots\n"
+            "  -d snapshot          delete one: fails, \"snapshot not found\"\n"
+            "  -q                   quiet (errors are printed all the same)\n"
+            "  -U, --force-share    let other programs write the image meanwhile (-l\n"
+            "                       only)\n"
+            "  --object objectdef   refused: qed-img has no QEMU objects\n"
+            "  --image-opts         refused: name the image file instead\n"
+            "  -h, --help           display this help and exit\n"
+            "\n"
+            "Exit status: 0 for a list, 1 otherwise.\n"
+            "\n"
+            "Examples:\n"
+            "  qed-img snapshot -l disk.qed\n",
 };

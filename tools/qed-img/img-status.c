@@ -22,8 +22,8 @@
 #include <string.h>
 
 /* The status of one layer: its extent, its format, and its backing image. */
-static int layer_status(QedImage *img, int64_t offset, int64_t bytes, QedExtent *ext,
-                        bool *raw, const char **filename, GError **errp)
+static int layer_status(QedImage *img, int64_t offset, int64_t bytes, QedExtent *ext, bool *raw,
+                        const char **filename, GError **errp)
 {
     QedInfo info;
     int ret = qed_get_info(img, &info, errp);
@@ -81,8 +81,8 @@ int img_map_status(QedImage *img, int64_t offset, int64_t bytes, MapEntry *e, GE
     }
 }
 
-int img_chain_status(QedImage *img, int64_t offset, int64_t bytes, unsigned *status,
-                     int64_t *pnum, GError **errp)
+int img_chain_status(QedImage *img, int64_t offset, int64_t bytes, unsigned *status, int64_t *pnum,
+                     GError **errp)
 {
     int64_t end = (int64_t)qed_get_size(img);
     bytes = MIN(bytes, end - offset);

@@ -92,12 +92,12 @@ void img_progress_end(void);
 typedef struct MapEntry {
     int64_t start;
     int64_t length;
-    bool data;       /* stored as data */
-    bool zero;       /* reads as zeros */
-    bool present;    /* some image of the chain holds it */
+    bool data;    /* stored as data */
+    bool zero;    /* reads as zeros */
+    bool present; /* some image of the chain holds it */
     bool has_offset;
-    int64_t offset;  /* with has_offset: where it lies in filename */
-    int64_t depth;   /* images down the chain where it was found */
+    int64_t offset;       /* with has_offset: where it lies in filename */
+    int64_t depth;        /* images down the chain where it was found */
     const char *filename; /* with has_offset: the file (owned by the image) */
 } MapEntry;
 
@@ -116,8 +116,8 @@ enum {
 };
 /* The status of the range at offset through the whole chain (qemu-img
  * compare): the bits above into *status and the run's length into *pnum. */
-int img_chain_status(QedImage *img, int64_t offset, int64_t bytes, unsigned *status,
-                     int64_t *pnum, GError **errp);
+int img_chain_status(QedImage *img, int64_t offset, int64_t bytes, unsigned *status, int64_t *pnum,
+                     GError **errp);
 
 /* ------------------------------------------------------------ img-options.c */
 

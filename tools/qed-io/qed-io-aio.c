@@ -26,14 +26,14 @@
  * synchronization, not false reports about this hand-off. */
 struct IoAioPool {
     pthread_mutex_t lock;
-    pthread_cond_t work;      /* signalled when a request is queued or on stop */
-    pthread_cond_t idle;      /* broadcast when in_flight drops to 0 */
-    GQueue queued;            /* of IoAioRequest, not yet started; guarded by lock */
-    GQueue done;              /* of IoAioRequest, finished, not reported; guarded by lock */
-    unsigned in_flight;       /* submitted, not yet on done; guarded by lock */
-    unsigned nthreads;        /* started workers; guarded by lock */
-    unsigned nwaiting;        /* workers waiting for work; guarded by lock */
-    bool stopping;            /* workers exit once the queue is empty; guarded by lock */
+    pthread_cond_t work; /* signalled when a request is queued or on stop */
+    pthread_cond_t idle; /* broadcast when in_flight drops to 0 */
+    GQueue queued;       /* of IoAioRequest, not yet started; guarded by lock */
+    GQueue done;         /* of IoAioRequest, finished, not reported; guarded by lock */
+    unsigned in_flight;  /* submitted, not yet on done; guarded by lock */
+    unsigned nthreads;   /* started workers; guarded by lock */
+    unsigned nwaiting;   /* workers waiting for work; guarded by lock */
+    bool stopping;       /* workers exit once the queue is empty; guarded by lock */
     pthread_t threads[AIO_MAX_THREADS];
 };
 

@@ -18,9 +18,9 @@
 /* Sorted by name: help lists them in this order. */
 static const IoCmd *const commands[] = {
     &io_aio_flush_cmd, &io_aio_read_cmd, &io_aio_write_cmd, &io_alloc_cmd, &io_close_cmd,
-    &io_discard_cmd, &io_flush_cmd, &io_help_cmd, &io_info_cmd, &io_length_cmd,
-    &io_map_cmd, &io_open_cmd, &io_quit_cmd, &io_read_cmd, &io_readv_cmd,
-    &io_reopen_cmd, &io_sleep_cmd, &io_truncate_cmd, &io_write_cmd, &io_writev_cmd,
+    &io_discard_cmd,   &io_flush_cmd,    &io_help_cmd,      &io_info_cmd,  &io_length_cmd,
+    &io_map_cmd,       &io_open_cmd,     &io_quit_cmd,      &io_read_cmd,  &io_readv_cmd,
+    &io_reopen_cmd,    &io_sleep_cmd,    &io_truncate_cmd,  &io_write_cmd, &io_writev_cmd,
 };
 
 static const IoCmd *find_command(const char *name)
@@ -112,11 +112,11 @@ static int run_argv(IoState *s, int argc, char **argv)
     }
     if (nargs < cmd->argmin || (cmd->argmax != -1 && nargs > cmd->argmax)) {
         if (cmd->argmax == -1) {
-            fprintf(stderr, "bad argument count %d to %s, expected at least %d arguments\n",
-                    nargs, argv[0], cmd->argmin);
-        } else if (cmd->argmin == cmd->argmax) {
-            fprintf(stderr, "bad argument count %d to %s, expected %d arguments\n", nargs,
+            fprintf(stderr, "bad argument count %d to %s, expected at least %d arguments\n", nargs,
                     argv[0], cmd->argmin);
+        } else if (cmd->argmin == cmd->argmax) {
+            fprintf(stderr, "bad argument count %d to %s, expected %d arguments\n", nargs, argv[0],
+                    cmd->argmin);
         } else {
             fprintf(stderr, "bad argument count %d to %s, expected between %d and %d arguments\n",
                     nargs, argv[0], cmd->argmin, cmd->argmax);
@@ -152,8 +152,8 @@ static int help_f(IoState *s, int argc, char **argv)
     if (argc < 2) {
         for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
             const IoCmd *cmd = commands[i];
-            printf("%s %s%s-- %s\n", cmd->name, cmd->args ? cmd->args : "",
-                   cmd->args ? " " : "", cmd->oneline);
+            printf("%s %s%s-- %s\n", cmd->name, cmd->args ? cmd->args : "", cmd->args ? " " : "",
+                   cmd->oneline);
         }
         printf("\nUse 'help commandname' for extended help.\n");
         return 0;
@@ -291,8 +291,7 @@ static int alloc_f(IoState *s, int argc, char **argv)
     }
 
     io_size_str((double)offset, offset_str, sizeof(offset_str));
-    printf("%" PRId64 "/%" PRId64 " bytes allocated at offset %s\n", sum_alloc, count,
-           offset_str);
+    printf("%" PRId64 "/%" PRId64 " bytes allocated at offset %s\n", sum_alloc, count, offset_str);
     return 0;
 }
 

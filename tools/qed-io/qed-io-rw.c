@@ -118,8 +118,7 @@ static int image_pread(IoState *s, void *buf, int64_t offset, int64_t bytes)
     return io_lib_error(qed_pread(s->img, buf, (size_t)bytes, (uint64_t)offset, &err), err);
 }
 
-static int image_pwrite(IoState *s, const void *buf, int64_t offset, int64_t bytes,
-                        unsigned flags)
+static int image_pwrite(IoState *s, const void *buf, int64_t offset, int64_t bytes, unsigned flags)
 {
     GError *err = NULL;
     int ret = io_check_range(s, offset, bytes);

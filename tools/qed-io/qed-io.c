@@ -158,7 +158,8 @@ static int parse_open_options(const char *filename, const char *optstr, const ch
             }
         } else if (**opt) {
             io_error_report("Unsupported open option '%s' (only driver= and file.locking= "
-                            "are known)", *opt);
+                            "are known)",
+                            *opt);
             return -EINVAL;
         }
     }
@@ -538,8 +539,8 @@ int main(int argc, char **argv)
     }
 
     s.aio = io_aio_pool_new();
-    if (argc - optind == 1 && open_image(&s, argv[optind], format, flags, locking, aio,
-                                          discard_ignore) < 0) {
+    if (argc - optind == 1 &&
+        open_image(&s, argv[optind], format, flags, locking, aio, discard_ignore) < 0) {
         return 1;
     }
     ret = command_loop(&s, (char **)cmds->pdata, (int)cmds->len);

@@ -20,14 +20,14 @@ typedef struct IoAioPool IoAioPool;
 /* Everything the commands share. Only the main thread touches it; aio
  * workers see just the QedImage handle, which is thread-safe. */
 typedef struct IoState {
-    QedImage *img;  /* NULL while no file is open; owned */
-    bool read_only; /* img was opened without write access */
+    QedImage *img;       /* NULL while no file is open; owned */
+    bool read_only;      /* img was opened without write access */
     unsigned open_flags; /* the QED_OPEN_* flags img has now */
-    bool misalign;  /* -m: buffers start 16 bytes past an alignment */
+    bool misalign;       /* -m: buffers start 16 bytes past an alignment */
     bool discard_ignore; /* -d ignore/off: discard succeeds and changes nothing, as in
                           * qemu-io (the default, unmap, makes the range read zeros) */
-    bool quit;      /* set by "quit"; the command loop stops */
-    IoAioPool *aio; /* requests started by aio_read/aio_write; owned */
+    bool quit;           /* set by "quit"; the command loop stops */
+    IoAioPool *aio;      /* requests started by aio_read/aio_write; owned */
 } IoState;
 
 typedef int (*IoCmdFunc)(IoState *s, int argc, char **argv);
@@ -98,9 +98,9 @@ typedef struct IoAioRequest {
     unsigned write_flags; /* QED_WRITE_* */
     uint8_t *buf;         /* from io_buf_alloc, NULL for zero writes; owned */
     bool qflag, vflag, cflag, pflag;
-    int pattern;          /* checked on reads when pflag */
-    int ret;              /* 0 or -errno, set by the worker */
-    GError *err;          /* the library's error, set by the worker; owned */
+    int pattern; /* checked on reads when pflag */
+    int ret;     /* 0 or -errno, set by the worker */
+    GError *err; /* the library's error, set by the worker; owned */
     struct timespec t1, t2;
 } IoAioRequest;
 
