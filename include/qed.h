@@ -20,7 +20,7 @@ extern "C" {
  * QedOpenOptions and QedCreateOptions gained locking and backing policy. */
 /* 0.3.0: shrinking in qed_resize, qed_resize_preallocate, qed_change_backing_file,
  * qed_make_empty, qed_get_backing_name_max, QED_OPEN_NO_FLUSH, QED_OPEN_NO_SHARE,
- * QED_WRITE_ZERO_CLUSTERS (symbol version LIBQED_1.1). */
+ * QED_WRITE_ZERO_CLUSTERS, qed_check_progress (symbol version LIBQED_1.1). */
 #define LIBQED_VERSION "0.3.0"
 
 /* Errors are reported twice: a call returns -errno, and *errp (when not
@@ -348,6 +348,14 @@ enum {
  * not finish; check_errors counts them) or a repair failed; -ENOTSUP for
  * formats without metadata (raw). */
 int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp);
+
+/* How far a long call has come: done of total, in units of the call's own. */
+typedef void QedProgressFunc(void *opaque, uint64_t done, uint64_t total);
+
+/* qed_check, calling progress (when not NULL), from the calling thread, as
+ * the walk of the tables advances (done counts L1 entries walked). */
+int qed_check_progress(QedImage *img, unsigned fix, QedCheckResult *result,
+                       QedProgressFunc *progress, void *opaque, GError **errp);
 
 /* Counters of the I/O that reached the image file (not its backing file). */
 typedef struct QedStats {

@@ -693,6 +693,12 @@ void qed_get_stats(QedImage *img, QedStats *stats)
 
 int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp)
 {
+    return qed_check_progress(img, fix, result, NULL, NULL, errp);
+}
+
+int qed_check_progress(QedImage *img, unsigned fix, QedCheckResult *result,
+                       QedProgressFunc *progress, void *opaque, GError **errp)
+{
     g_return_val_if_fail(img && result, -EINVAL);
     memset(result, 0, sizeof(*result));
     if (!img->drv->check) {
@@ -704,7 +710,7 @@ int qed_check(QedImage *img, unsigned fix, QedCheckResult *result, GError **errp
         g_set_error(errp, QED_ERROR, EROFS, "%s: the image is open read-only", img->filename);
         return -EROFS;
     }
-    return img->drv->check(img, fix, result, errp);
+    return img->drv->check(img, fix, result, progress, opaque, errp);
 }
 
 /* The checks of a call that changes an image's metadata in place. */

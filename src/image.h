@@ -52,7 +52,8 @@ struct ImageDriver {
     uint64_t (*get_size)(QedImage *img);
     void (*get_info)(QedImage *img, QedInfo *info);
     /* NULL for formats without metadata to check. */
-    int (*check)(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
+    int (*check)(QedImage *img, unsigned fix, QedCheckResult *res, QedProgressFunc *progress,
+                 void *opaque, GError **errp);
     /* Switches the handle between read-only and read-write. */
     int (*reopen)(QedImage *img, bool writable, GError **errp);
     /* Prepare for close: flush and mark clean. Errors are reported. */

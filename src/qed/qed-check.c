@@ -62,17 +62,19 @@ typedef struct Check {
     QedState *s;
     unsigned fix;
     QedCheckResult *res;
-    uint64_t length; /* bytes in the file (changed by the repair) */
-    uint64_t *used;  /* one bit per cluster of the file, a partial last one included */
-    uint64_t nbits;  /* clusters of the file, rounded up: references must end by then */
-    uint64_t nmap;   /* bits in used: nbits plus room for two tables past the end */
-    uint64_t *l1;    /* the whole L1 table as on disk, host order */
-    uint64_t *l2;    /* one L2 table (or a cluster being copied) */
-    int read_error;  /* the last table read that failed (-errno), or 0 */
-    bool tables_win; /* repairing errors: meta decides which references go */
-    QedMeta meta;    /* with tables_win: the tables of l1 the aliasing rule keeps */
-    bool l1_dirty;   /* l1 differs from s->l1 */
-    bool l2_written; /* some L2 table on disk changed or moved: the cache is stale */
+    uint64_t length;           /* bytes in the file (changed by the repair) */
+    uint64_t *used;            /* one bit per cluster of the file, a partial last one included */
+    uint64_t nbits;            /* clusters of the file, rounded up: references must end by then */
+    uint64_t nmap;             /* bits in used: nbits plus room for two tables past the end */
+    uint64_t *l1;              /* the whole L1 table as on disk, host order */
+    uint64_t *l2;              /* one L2 table (or a cluster being copied) */
+    int read_error;            /* the last table read that failed (-errno), or 0 */
+    bool tables_win;           /* repairing errors: meta decides which references go */
+    QedMeta meta;              /* with tables_win: the tables of l1 the aliasing rule keeps */
+    bool l1_dirty;             /* l1 differs from s->l1 */
+    bool l2_written;           /* some L2 table on disk changed or moved: the cache is stale */
+    QedProgressFunc *progress; /* told of each L1 entry walked, or NULL */
+    void *opaque;
 } Check;
 
 /* ------------------------------------------------------------------ bitmap */
@@ -284,6 +286,9 @@ static int scan(Check *c)
     }
 
     for (uint32_t i = 0; i < s->table_nelems; i++) {
+        if (c->progress && i % 64 == 0) {
+            c->progress(c->opaque, i, s->table_nelems);
+        }
         uint64_t e = c->l1[i];
         if (e == 0) {
             continue;
@@ -644,9 +649,10 @@ static int repair(Check *c)
 }
 
 /* Called with alloc_lock held and no request in flight that changes metadata. */
-static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
+static int check_locked_progress(QedState *s, unsigned fix, QedCheckResult *res,
+                                 QedProgressFunc *progress, void *opaque)
 {
-    Check c = { .s = s, .fix = fix, .res = res };
+    Check c = { .s = s, .fix = fix, .res = res, .progress = progress, .opaque = opaque };
     int64_t length = blk_get_length(s->file);
     if (length < 0) {
         return (int)length;
@@ -732,6 +738,11 @@ out:
     return ret;
 }
 
+static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
+{
+    return check_locked_progress(s, fix, res, NULL, NULL);
+}
+
 int qed_check_repair(QedState *s, GError **errp)
 {
     QedCheckResult res = { 0 };
@@ -768,11 +779,12 @@ int qed_find_image_end(QedState *s)
     return ret;
 }
 
-int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp)
+int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, QedProgressFunc *progress,
+                     void *opaque, GError **errp)
 {
     QedState *s = qed_state(img);
     pthread_mutex_lock(&s->alloc_lock);
-    int ret = check_locked(s, fix, res);
+    int ret = check_locked_progress(s, fix, res, progress, opaque);
     pthread_mutex_unlock(&s->alloc_lock);
     if (ret < 0) {
         return image_error(img, errp, ret, "check failed");

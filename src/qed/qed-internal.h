@@ -177,7 +177,8 @@ int qed_find_image_end(QedState *s);
  * alloc_lock held. */
 int qed_reclaim_locked(QedState *s);
 /* The driver's check entry point (qed_check). */
-int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, GError **errp);
+int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, QedProgressFunc *progress,
+                     void *opaque, GError **errp);
 
 /* qed-backing-name.c */
 /* The longest backing file name the header area holds (and an open accepts). */

@@ -93,4 +93,20 @@ assert_error_names missing.raw "$QED_IMG" create -f qed -b missing.raw -F raw x.
 assert_error_names x.qed "$QED_IMG" create -f qed -o cluster_size=3k x.qed 1M
 [ ! -e missing.qed ] || fail "info created the file it could not open"
 
+# check -p: qemu-img's progress line while the tables are walked, then the
+# report; nothing of it with -q, and the JSON stays JSON.
+qemu-img create -q -f qed -o cluster_size=4k p.qed 4G
+qemu-io -c 'write 0 64k' -c 'write 3G 64k' p.qed >/dev/null
+"$QED_IMG" check -p p.qed >out.txt || fail "check -p failed"
+tr '\r' '\n' <out.txt >lines.txt
+grep -qx '    (0.00/100%)' lines.txt || fail "check -p: no 0% line: $(cat lines.txt)"
+grep -qx '    (50.00/100%)' lines.txt || fail "check -p: no 50% line: $(cat lines.txt)"
+grep -qx '    (100.00/100%)' lines.txt || fail "check -p: no 100% line: $(cat lines.txt)"
+grep -q '^No errors were found on the image.' lines.txt || fail "check -p: no report"
+"$QED_IMG" check -p -q p.qed >out.txt || fail "check -p -q failed"
+[ ! -s out.txt ] || fail "check -p -q printed: $(cat out.txt)"
+"$QED_IMG" check -p --output=json p.qed >out.json || fail "check -p --output=json failed"
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' out.json ||
+    fail "check -p --output=json is not JSON: $(cat out.json)"
+
 report_mismatches

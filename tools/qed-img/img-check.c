@@ -24,6 +24,12 @@ typedef struct ImageCheck {
     QedCheckResult res;
 } ImageCheck;
 
+/* -p: the share of the L1 table walked (a repair's own steps come after). */
+static void check_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    img_progress_print(100.0 * (double)done / (double)total, 0);
+}
+
 /* Members in the order of QEMU's ImageCheck schema, each optional one only
  * when it is not zero; img-json.c orders them as QEMU prints them. QED
  * checks never report an image end offset or compressed clusters. */
@@ -112,11 +118,12 @@ static int img_check(int argc, char **argv)
     const char *cache = "writeback";
     unsigned fix = 0;
     bool quiet = false;
+    bool progress = false;
     bool force_share = false;
     QedLocking locking = QED_LOCKING_AUTO;
     int c;
 
-    while ((c = img_getopt(&img_check_command, argc, argv, ":hf:r:T:qU", long_options)) != -1) {
+    while ((c = img_getopt(&img_check_command, argc, argv, ":hf:r:T:pqU", long_options)) != -1) {
         switch (c) {
         case 'f':
             fmt = optarg;
@@ -133,6 +140,9 @@ static int img_check(int argc, char **argv)
             break;
         case 'T':
             cache = optarg;
+            break;
+        case 'p':
+            progress = true;
             break;
         case 'q':
             quiet = true;
@@ -194,7 +204,14 @@ static int img_check(int argc, char **argv)
     int ret = qed_get_info(img, &info, &err);
     if (ret == 0) {
         check.format = info.format;
-        ret = qed_check(img, fix, &check.res, &err);
+        /* Not with -q, as in qemu-img; not into JSON, which must parse. */
+        img_progress_init(progress && !quiet && !json, 1.0);
+        img_progress_print(0, 100);
+        ret = qed_check_progress(img, fix, &check.res, check_progress, NULL, &err);
+        if (ret == 0) {
+            img_progress_print(100, 0);
+        }
+        img_progress_end();
     }
     if (ret == -ENOTSUP) {
         img_error("This image format does not support checks");
@@ -251,7 +268,7 @@ const ImgCommand img_check_command = {
     .name = "check",
     .run = img_check,
     .synopsis = "[--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | "
-                "all]] [-T src_cache] [-U] "
+                "all]] [-T src_cache] [-U] [-p] "
                 "[--locking=mode] filename",
     .summary = "Check an image for consistency, and repair it.",
     .help = "Check the metadata of the disk image FILENAME as qemu-img check does, with the\n"
@@ -277,6 +294,8 @@ const ImgCommand img_check_command = {
             "                       so that the file shrinks; then check again\n"
             "  --output=ofmt        'human' (the default) or 'json'\n"
             "  -q                   quiet: print nothing but errors\n"
+            "  -p                   show the progress of the check (not with -q or\n"
+            "                       --output=json; qemu-img check has no -p)\n"
             "  -T src_cache         the cache mode: writeback (default), unsafe,\n"
             "                       writethrough, none, off or directsync\n"
             "  -U, --force-share    let other programs write the image meanwhile (not\n"
