@@ -19,8 +19,9 @@
  *   cluster still reads. QEMU rounds the length down and calls a reference
  *   that reaches into a partial last cluster a corruption; so does this
  *   check (libqed never writes such a file: it grows the file ahead of
- *   allocation, qed-alloc.c), and its repair (FIX_ERRORS) grows the file
- *   over the cluster instead of dropping the reference, so no data is lost.
+ *   allocation, qed-alloc.c), and any repair grows the file over the
+ *   cluster instead of dropping the reference, so no data is lost (as any
+ *   writable handle does when it marks the image clean).
  * - Memory: one bit per cluster of the file, the L1 table and one L2 table
  *   (the tables are read straight from disk, not through the L2 cache); a
  *   compaction adds at most max(entries per table, 64 Ki) move records of
@@ -177,8 +178,8 @@ static bool sticks_out(Check *c, uint64_t offset, uint64_t bytes)
         return false;
     }
     c->res->corruptions++;
-    if ((c->fix & QED_CHECK_FIX_ERRORS) && !s->file->fixed_length) {
-        c->res->corruptions_fixed++;
+    if (c->fix && !s->file->fixed_length) {
+        c->res->corruptions_fixed++; /* repair() grows the file over it */
     }
     return true;
 }
@@ -612,7 +613,7 @@ static int repair(Check *c)
     int ret = 0;
 
     uint64_t whole = c->nbits << s->cluster_bits;
-    if (c->length < whole && (c->fix & QED_CHECK_FIX_ERRORS) && !s->file->fixed_length) {
+    if (c->length < whole && !s->file->fixed_length) {
         ret = blk_truncate(s->file, whole);
         c->length = whole;
     }
