@@ -109,4 +109,20 @@ grep -q '^No errors were found on the image.' lines.txt || fail "check -p: no re
 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' out.json ||
     fail "check -p --output=json is not JSON: $(cat out.json)"
 
+# commit -p and rebase -p: the progress only rises, and ends at 100%.
+assert_rising() {
+    tr '\r' '\n' <out.txt | sed -n 's|^    (\([0-9.]*\)/100%)$|\1|p' >pct.txt
+    [ "$(tail -n 1 pct.txt)" = 100.00 ] || fail "$1 -p does not end at 100%: $(cat out.txt)"
+    sort -n -c pct.txt 2>/dev/null || fail "$1 -p goes backwards: $(tr '\n' ' ' <pct.txt)"
+    [ "$(sort -u pct.txt | wc -l)" -ge 3 ] || fail "$1 -p shows no steps: $(cat out.txt)"
+}
+qemu-img create -q -f raw pb.raw 64M
+qemu-img create -q -f qed -b pb.raw -F raw po.qed
+qemu-io -c 'write -P 2 0 1M' -c 'write -P 3 20M 1M' -c 'write -P 4 60M 1M' po.qed >/dev/null
+cp po.qed po2.qed
+"$QED_IMG" commit -p po.qed >out.txt || fail "commit -p failed"
+assert_rising commit
+"$QED_IMG" rebase -p -b "" po2.qed >out.txt || fail "rebase -p failed"
+assert_rising rebase
+
 report_mismatches

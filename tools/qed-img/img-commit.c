@@ -142,7 +142,7 @@ static int copy_into_base(const CommitChain *chain, uint64_t rate, GError **errp
             rate_limit(rate, copied, start_us);
         }
         pos += n;
-        img_progress_print((double)n * 100 / (double)size, 0);
+        img_progress_print((double)n * 100 / (double)size, 100); /* a step */
     }
     return qed_flush(chain->base, errp);
 }

@@ -102,7 +102,7 @@ static int copy_differences(QedImage *img, QedImage *new_b, uint32_t cluster, GE
             return ret;
         }
         pos += ext.length;
-        img_progress_print((double)ext.length * 100 / (double)size, 0);
+        img_progress_print((double)ext.length * 100 / (double)size, 100); /* a step */
     }
     return qed_flush(img, errp);
 }
