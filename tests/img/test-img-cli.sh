@@ -109,6 +109,19 @@ grep -q '^No errors were found on the image.' lines.txt || fail "check -p: no re
 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' out.json ||
     fail "check -p --output=json is not JSON: $(cat out.json)"
 
+# file: names as qemu-img takes them: a name with a colon is created as
+# it is, and info shows it as qemu-img does ("./a:b.qed").
+"$QED_IMG" create -q -f qed file:a:b.qed 1M
+[ -f a:b.qed ] || fail "create file:a:b.qed did not create a:b.qed"
+for name in file:a:b.qed file:./a:b.qed a.qed; do
+    [ -f a.qed ] || qemu-img create -q -f qed a.qed 1M
+    for out in human json; do
+        qemu-img info --output=$out "$name" >want.txt 2>&1 || true
+        "$QED_IMG" info --output=$out "$name" >got.txt 2>&1 || true
+        cmp -s want.txt got.txt || fail "info --output=$out $name: $(diff want.txt got.txt)"
+    done
+done
+
 # commit -p and rebase -p: the progress only rises, and ends at 100%.
 assert_rising() {
     tr '\r' '\n' <out.txt | sed -n 's|^    (\([0-9.]*\)/100%)$|\1|p' >pct.txt

@@ -49,6 +49,19 @@ typedef struct InfoOpen {
  * backing file (which may be missing or untrusted). Each image of the chain
  * is opened alone, so a writer of a QED backing file stops --backing-chain
  * as it stops qemu-img. */
+/* The name qemu-img shows for a local file: without a "file:" prefix (the
+ * library has taken it off), and with "./" in front where the name would
+ * otherwise read as "protocol:rest" (a ':' before any '/'). */
+static char *display_name(const char *local)
+{
+    const char *colon = strchr(local, ':');
+    const char *slash = strchr(local, '/');
+    if (colon && (!slash || colon < slash)) {
+        return g_strconcat("./", local, NULL);
+    }
+    return g_strdup(local);
+}
+
 static ImageInfo *query_image(const char *filename, const char *fmt, const InfoOpen *how)
 {
     QedOpenOptions oopts = {
@@ -74,7 +87,7 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
     }
 
     ImageInfo *info = g_new0(ImageInfo, 1);
-    info->filename = g_strdup(qinfo.filename); /* less a "file:" prefix, as qemu-img */
+    info->filename = display_name(qinfo.filename);
     info->format = g_strdup(qinfo.format);
     info->virtual_size = qinfo.virtual_size;
     info->actual_size = qinfo.actual_size;
