@@ -235,4 +235,23 @@ if [ "$as_user" != skip ]; then
     assert_same_bytes top.before o/top.qed
 fi
 
+# A damaged table of the overlay stops the commit before the base changes
+# (the metadata is walked first), as qemu-img's commit fails untouched.
+qemu-img create -q -f raw db.raw 4M
+qemu-img create -q -f qed -o cluster_size=4k -b db.raw -F raw do.qed 4M
+qemu-io -c 'write -P 5 0 8k' do.qed >/dev/null
+python3 - do.qed <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(40); l1 = struct.unpack('<Q', f.read(8))[0]
+    f.seek(l1); l2 = struct.unpack('<Q', f.read(8))[0]
+    f.seek(l2 + 8); f.write(struct.pack('<Q', 1 << 40))  # past the end of the file
+PY
+cp db.raw db.before
+cp do.qed do.before
+assert_status 1 "$QED_IMG" commit do.qed 2>err
+grep -q "do.qed" err || fail "damaged overlay: the error names no file: $(cat err)"
+cmp -s db.raw db.before || fail "a commit that failed on a damaged overlay changed the base"
+cmp -s do.qed do.before || fail "a commit that failed on a damaged overlay changed it"
+
 report_mismatches

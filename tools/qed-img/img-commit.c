@@ -122,6 +122,17 @@ static int copy_into_base(const CommitChain *chain, uint64_t rate, GError **errp
     uint64_t copied = 0;
     gint64 start_us = g_get_monotonic_time();
 
+    /* First the metadata of the whole range, which costs no data I/O: a
+     * damaged table stops the commit before the base changes. */
+    for (uint64_t pos = 0; pos < size;) {
+        uint64_t n = MIN(size - pos, COMMIT_CHUNK);
+        QedExtentType type;
+        int ret = chain_status(chain, pos, &n, &type, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        pos += n;
+    }
     for (uint64_t pos = 0; pos < size;) {
         uint64_t n = MIN(size - pos, COMMIT_CHUNK);
         QedExtentType type;
