@@ -167,9 +167,9 @@ static int validate_header(QedState *s, uint64_t file_length, GError **errp)
         return open_error(errp, EINVAL,
                           "QED header size is 0 clusters (the header needs at least 1)");
     }
-    if (h->header_size > UINT32_MAX / h->cluster_size) {
-        return open_error(errp, EINVAL, "QED header size is too large");
-    }
+    /* header_size < 2^32 and cluster_size <= 2^26: no overflow. The L1
+     * offset is checked before the header size, in QEMU's order, so that
+     * the same header gets QEMU's message. */
     s->header_bytes = (uint64_t)h->header_size * h->cluster_size;
     /* Allocation starts after everything the file holds, rounded up so that a
      * partly written last cluster is never handed out again. */
@@ -177,6 +177,9 @@ static int validate_header(QedState *s, uint64_t file_length, GError **errp)
     if (!qed_table_offset_valid_locked(s, h->l1_table_offset) ||
         h->l1_table_offset + s->table_bytes > file_length) {
         return open_error(errp, EINVAL, "QED table offset is invalid");
+    }
+    if (h->header_size > UINT32_MAX / h->cluster_size) {
+        return open_error(errp, EINVAL, "QED header size is too large");
     }
     if (h->features & QED_F_BACKING_FILE) {
         if ((uint64_t)h->backing_filename_offset + h->backing_filename_size > s->header_bytes) {

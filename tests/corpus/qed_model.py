@@ -69,7 +69,7 @@ def open_error(img, qemu):
         return 'table_size'
     if img.size % 512 or img.size > max_image_size(img.cs, img.ts, qemu):
         return 'image_size'
-    if not qemu and (img.hs == 0 or img.hs > 0xffffffff // img.cs):
+    if not qemu and img.hs == 0:
         return 'header_size'
     hb = img.hs * img.cs
     tb = img.ts * img.cs
@@ -86,6 +86,8 @@ def open_error(img, qemu):
         if (img.l1 % img.cs or img.l1 < hb or img.l1 > file_end
                 or file_end - img.l1 < tb or img.l1 + tb > img.length):
             return 'l1_offset'
+        if img.hs > 0xffffffff // img.cs:  # after the L1 offset, as QEMU
+            return 'header_size'
     if img.features & F_BACKING:
         if img.bk_off + img.bk_size > hb:
             return 'backing_offset'

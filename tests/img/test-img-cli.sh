@@ -113,7 +113,9 @@ python3 -c 'import json, sys; json.load(open(sys.argv[1]))' out.json ||
 # it is, and info shows it as qemu-img does ("./a:b.qed").
 "$QED_IMG" create -q -f qed file:a:b.qed 1M
 [ -f a:b.qed ] || fail "create file:a:b.qed did not create a:b.qed"
-for name in file:a:b.qed file:./a:b.qed a.qed; do
+qemu-img create -q -f qed cb.qed 1M
+qemu-img create -q -f qed -b cb.qed -F qed file:c:top.qed 1M
+for name in file:a:b.qed file:./a:b.qed a.qed file:c:top.qed; do
     [ -f a.qed ] || qemu-img create -q -f qed a.qed 1M
     for out in human json; do
         qemu-img info --output=$out "$name" >want.txt 2>&1 || true

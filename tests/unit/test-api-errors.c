@@ -59,7 +59,7 @@ static const HeaderCase header_cases[] = {
     { "image-size-unaligned", 48, 1000, 8, EINVAL, "QED image size is invalid" },
     { "image-size-too-big", 48, 1ull << 50, 8, EINVAL, "QED image size is invalid" },
     { "header-size-zero", 12, 0, 4, EINVAL, "QED header size is 0 clusters" },
-    { "header-size-huge", 12, 0x10000, 4, EINVAL, "QED header size is too large" },
+    { "header-size-huge", 12, 0x10000, 4, EINVAL, "QED table offset is invalid" },
     { "l1-unaligned", 40, 65536 + 512, 8, EINVAL, "QED table offset is invalid" },
     { "l1-in-header", 40, 0, 8, EINVAL, "QED table offset is invalid" },
     { "l1-past-end", 40, 1ull << 40, 8, EINVAL, "QED table offset is invalid" },

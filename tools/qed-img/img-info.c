@@ -97,7 +97,7 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
      * file, as in qemu-img. */
     if (qinfo.backing_file && qinfo.backing_file[0]) {
         info->backing_filename = g_strdup(qinfo.backing_file);
-        info->full_backing_filename = qed_backing_path(filename, qinfo.backing_file);
+        info->full_backing_filename = qed_backing_path(info->filename, qinfo.backing_file);
         info->backing_filename_format = g_strdup(qinfo.backing_format);
     }
     qed_close(img, NULL);
