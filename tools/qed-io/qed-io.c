@@ -92,10 +92,55 @@ static const char *open_error_reason(const char *filename, const GError *err)
 
 /* Opens filename as the current image; format NULL probes. Backing files
  * may be any local file or block device, as in qemu-io. */
-static int open_image(IoState *s, const char *filename, const char *format, unsigned flags,
-                      QedLocking locking, IoAio aio, bool discard_ignore)
+/* What the options that the program and `open` share ask of the open. */
+typedef struct IoOpenMode {
+    unsigned flags; /* QED_OPEN_* */
+    IoAio aio;
+    bool discard_ignore;
+} IoOpenMode;
+
+/* Handles option c of those the program and `open` share (-n -r -t -U -d
+ * -i -k, and the refused -s -C). Returns 1 when c was one of them, 0 when
+ * it was not, -errno (after the message) for a bad value or a refusal. */
+static int parse_open_mode(int c, const char *arg, IoOpenMode *mode)
 {
-    flags |= QED_OPEN_BACKING_BLOCK_DEVICES;
+    switch (c) {
+    case 'n':
+        mode->flags = (mode->flags & ~QED_OPEN_WRITETHROUGH) | QED_OPEN_DIRECT;
+        return 1;
+    case 'r':
+        mode->flags |= QED_OPEN_READ_ONLY;
+        return 1;
+    case 't':
+        if (parse_cache_mode(arg, &mode->flags) < 0) {
+            io_error_report("Invalid cache option: %s", arg);
+            return -EINVAL;
+        }
+        return 1;
+    case 'U':
+        mode->flags |= QED_OPEN_FORCE_SHARE;
+        return 1;
+    case 'd':
+        return parse_discard_mode(arg, &mode->discard_ignore) < 0 ? -EINVAL : 1;
+    case 'i':
+        return parse_aio_mode(arg, &mode->aio) < 0 ? -EINVAL : 1;
+    case 'k':
+        mode->aio = IO_AIO_NATIVE;
+        return 1;
+    case 's':
+    case 'C':
+        io_error_report("-%c is not supported: qed-io has no %s", c,
+                        c == 's' ? "temporary snapshot overlay" : "copy-on-read");
+        return -ENOTSUP;
+    default:
+        return 0;
+    }
+}
+
+static int open_image(IoState *s, const char *filename, const char *format, const IoOpenMode *mode,
+                      QedLocking locking)
+{
+    unsigned flags = mode->flags | QED_OPEN_BACKING_BLOCK_DEVICES;
     QedOpenOptions opts = { .format = format, .flags = flags, .locking = locking };
     GError *err = NULL;
 
@@ -103,7 +148,7 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
         io_error_report("file open already, try 'help close'");
         return -EINVAL;
     }
-    if (aio == IO_AIO_NATIVE && !(flags & QED_OPEN_DIRECT)) {
+    if (mode->aio == IO_AIO_NATIVE && !(flags & QED_OPEN_DIRECT)) {
         io_error_report("can't open device %s: aio=native was specified, but it requires "
                         "cache.direct=on, which was not specified.",
                         filename);
@@ -118,7 +163,7 @@ static int open_image(IoState *s, const char *filename, const char *format, unsi
     }
     s->read_only = flags & QED_OPEN_READ_ONLY;
     s->open_flags = flags;
-    s->discard_ignore = discard_ignore;
+    s->discard_ignore = mode->discard_ignore;
     if (!s->read_only) {
         probe_warning_print(s->img, filename);
     }
@@ -168,56 +213,25 @@ static int parse_open_options(const char *filename, const char *optstr, const ch
 
 static int open_f(IoState *s, int argc, char **argv)
 {
-    unsigned flags = 0;
+    IoOpenMode mode = { .aio = IO_AIO_THREADS };
     const char *format = NULL;
     const char *optstr = NULL;
     QedLocking locking = QED_LOCKING_AUTO;
-    IoAio aio = IO_AIO_THREADS;
-    bool discard_ignore = false;
     int c;
 
     while ((c = getopt(argc, argv, "nro:t:Ud:i:ksC")) != -1) {
-        switch (c) {
-        case 'd':
-            if (parse_discard_mode(optarg, &discard_ignore) < 0) {
-                return -EINVAL;
-            }
-            break;
-        case 'i':
-            if (parse_aio_mode(optarg, &aio) < 0) {
-                return -EINVAL;
-            }
-            break;
-        case 'k':
-            aio = IO_AIO_NATIVE;
-            break;
-        case 's':
-        case 'C':
-            io_error_report("-%c is not supported: qed-io has no %s", c,
-                            c == 's' ? "temporary snapshot overlay" : "copy-on-read");
-            return -ENOTSUP;
-        case 'n':
-            flags = (flags & ~QED_OPEN_WRITETHROUGH) | QED_OPEN_DIRECT;
-            break;
-        case 'r':
-            flags |= QED_OPEN_READ_ONLY;
-            break;
-        case 'o':
-            optstr = optarg;
-            break;
-        case 't':
-            if (parse_cache_mode(optarg, &flags) < 0) {
-                io_error_report("Invalid cache option: %s", optarg);
-                return -EINVAL;
-            }
-            break;
-        case 'U':
-            flags |= QED_OPEN_FORCE_SHARE;
-            break;
-        default:
+        int ret = parse_open_mode(c, optarg, &mode);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret > 0) {
+            continue;
+        }
+        if (c != 'o') {
             io_print_usage(&io_open_cmd);
             return -EINVAL;
         }
+        optstr = optarg;
     }
     if (optind != argc - 1) {
         io_print_usage(&io_open_cmd);
@@ -226,7 +240,7 @@ static int open_f(IoState *s, int argc, char **argv)
     if (optstr && parse_open_options(argv[optind], optstr, &format, &locking) < 0) {
         return -EINVAL;
     }
-    return open_image(s, argv[optind], format, flags, locking, aio, discard_ignore);
+    return open_image(s, argv[optind], format, &mode, locking);
 }
 
 const IoCmd io_open_cmd = {
@@ -451,38 +465,25 @@ int main(int argc, char **argv)
         { "object", required_argument, NULL, OPTION_OBJECT },
         { NULL, 0, NULL, 0 },
     };
-    IoAio aio = IO_AIO_THREADS;
-    bool discard_ignore = false;
+    IoOpenMode mode = { .aio = IO_AIO_THREADS };
     IoState s = { 0 };
     QedLocking locking = QED_LOCKING_AUTO;
     GPtrArray *cmds = g_ptr_array_new();
     const char *format = NULL;
-    unsigned flags = 0;
     int c, ret;
     char *prgname = g_path_get_basename(argv[0]);
 
     g_set_prgname(prgname); /* copies the name */
     g_free(prgname);
     while ((c = getopt_long(argc, argv, "hVc:f:rnt:mUd:i:ksCT:", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            if (parse_discard_mode(optarg, &discard_ignore) < 0) {
-                return 1;
-            }
-            break;
-        case 'i':
-            if (parse_aio_mode(optarg, &aio) < 0) {
-                return 1;
-            }
-            break;
-        case 'k':
-            aio = IO_AIO_NATIVE;
-            break;
-        case 's':
-        case 'C':
-            io_error_report("-%c is not supported: qed-io has no %s", c,
-                            c == 's' ? "temporary snapshot overlay" : "copy-on-read");
+        ret = parse_open_mode(c, optarg, &mode);
+        if (ret < 0) {
             return 1;
+        }
+        if (ret > 0) {
+            continue;
+        }
+        switch (c) {
         case 'T':
             io_error_report("warning: tracing is not supported; -T %s ignored", optarg);
             break;
@@ -500,23 +501,8 @@ int main(int argc, char **argv)
         case 'f':
             format = optarg;
             break;
-        case 'r':
-            flags |= QED_OPEN_READ_ONLY;
-            break;
-        case 'n':
-            flags = (flags & ~QED_OPEN_WRITETHROUGH) | QED_OPEN_DIRECT;
-            break;
-        case 't':
-            if (parse_cache_mode(optarg, &flags) < 0) {
-                io_error_report("Invalid cache option: %s", optarg);
-                return 1;
-            }
-            break;
         case 'm':
             s.misalign = true;
-            break;
-        case 'U':
-            flags |= QED_OPEN_FORCE_SHARE;
             break;
         case OPTION_LOCKING:
             if (!locking_parse(optarg, &locking)) {
@@ -541,8 +527,7 @@ int main(int argc, char **argv)
     }
 
     s.aio = io_aio_pool_new();
-    if (argc - optind == 1 &&
-        open_image(&s, argv[optind], format, flags, locking, aio, discard_ignore) < 0) {
+    if (argc - optind == 1 && open_image(&s, argv[optind], format, &mode, locking) < 0) {
         return 1;
     }
     ret = command_loop(&s, (char **)cmds->pdata, (int)cmds->len);
