@@ -164,6 +164,27 @@ static void test_allocating_write_io_count(void)
     assert_qemu_clean(path);
 }
 
+/* QED_OPEN_NO_FLUSH (cache=unsafe, qemu-img convert's target): writes and
+ * qed_flush reach no flush of the file; the image still checks clean. */
+static void test_no_flush_flushes_nothing(void)
+{
+    g_autofree char *path = tu_create("noflush.qed", 64 * MiB, 0, NULL, NULL);
+    QedImage *img = tu_open(path, QED_OPEN_NO_FLUSH);
+    uint8_t buf[4096] = { 7 };
+    QedStats a, b;
+
+    qed_get_stats(img, &a);
+    for (int i = 0; i < 8; i++) {
+        TU_OK(qed_pwrite(img, buf, sizeof(buf), (uint64_t)i * 4 * MiB, 0, &tu_err));
+    }
+    TU_OK(qed_flush(img, &tu_err));
+    qed_get_stats(img, &b);
+    g_assert_cmpuint(b.writes - a.writes, >, 8);
+    g_assert_cmpuint(b.flushes - a.flushes, ==, 0);
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+}
+
 static void test_block_status_runs(void)
 {
     g_autofree char *path = tu_create("status.qed", 4 * MiB, 0, NULL, NULL);
@@ -397,6 +418,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/idle-image-is-marked-clean", test_idle_image_is_marked_clean);
     g_test_add_func("/rw/reopen-writable-repairs", test_reopen_writable_repairs);
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
+    g_test_add_func("/rw/no-flush-flushes-nothing", test_no_flush_flushes_nothing);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
     g_test_add_func("/rw/block-status-takes-len-then-offset",
                     test_block_status_takes_len_then_offset);
