@@ -153,7 +153,20 @@ static inline uint32_t qed_l1_nelems_for(const QedState *s, uint64_t image_size)
     return (uint32_t)MAX(n, 1);
 }
 
-/* qed.c */
+/* qed-create.c */
+uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
+bool qed_cluster_size_valid(uint32_t cluster_size);
+bool qed_table_size_valid(uint32_t table_size);
+
+/* qed-open.c: the driver's open, close, reopen, shutdown, probe and info. */
+int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **errp);
+void qed_drv_close(QedImage *img);
+int qed_drv_reopen(QedImage *img, bool writable, GError **errp);
+int qed_drv_shutdown(QedImage *img, GError **errp);
+bool qed_drv_probe(const uint8_t *buf, size_t len);
+void qed_drv_get_info(QedImage *img, QedInfo *info);
+
+/* qed-clean.c */
 int qed_set_need_check(QedState *s); /* called with alloc_lock held */
 /* Grows the file over every allocated cluster, flushes, clears NEED_CHECK
  * and flushes again. Called with alloc_lock held. */
@@ -162,9 +175,9 @@ int qed_mark_clean_locked(QedState *s);
  * last clusters into them, cutting the file): for close, with no request
  * in flight. Called with alloc_lock held. */
 int qed_reclaim_and_mark_clean_locked(QedState *s);
-uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
-bool qed_cluster_size_valid(uint32_t cluster_size);
-bool qed_table_size_valid(uint32_t table_size);
+/* The cleaner thread starts with the first metadata change; stop joins it. */
+int qed_cleaner_start(QedState *s);
+void qed_cleaner_stop(QedState *s);
 
 /* qed-check.c */
 /* Checks the image of a writable open that found NEED_CHECK set, repairs
