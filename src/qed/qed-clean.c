@@ -140,4 +140,3 @@ void qed_cleaner_stop(QedState *s)
     pthread_join(s->cleaner, NULL);
     s->cleaner_started = false;
 }
-

@@ -34,7 +34,6 @@ uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size)
     return 1ull << bits;
 }
 
-
 int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
 {
     uint32_t cluster_size = opts->cluster_size ? opts->cluster_size : QED_DEFAULT_CLUSTER_SIZE;
@@ -113,4 +112,3 @@ int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
     }
     return ret;
 }
-

@@ -253,7 +253,6 @@ fail:
     return ret;
 }
 
-
 void qed_drv_get_info(QedImage *img, QedInfo *info)
 {
     QedState *s = qed_state(img);
@@ -351,4 +350,3 @@ bool qed_drv_probe(const uint8_t *buf, size_t len)
     memcpy(&magic, buf, sizeof(magic));
     return GUINT32_FROM_LE(magic) == QED_MAGIC;
 }
-

@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-
 static int qed_drv_flush(QedImage *img)
 {
     QedState *s = qed_state(img);
@@ -242,7 +241,6 @@ static uint32_t qed_drv_backing_name_max(QedImage *img)
     return qed_backing_name_max(qed_state(img));
 }
 
-
 const ImageDriver qed_driver = {
     .format_name = "qed",
     .probe = qed_drv_probe,
@@ -263,4 +261,3 @@ const ImageDriver qed_driver = {
     .make_empty = qed_drv_make_empty,
     .backing_name_max = qed_drv_backing_name_max,
 };
-
