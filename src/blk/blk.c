@@ -31,6 +31,11 @@ static void count(uint64_t *counter, uint64_t n)
     __atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
+void blk_set_failed(BlkDev *dev)
+{
+    __atomic_store_n(&dev->failed, true, __ATOMIC_RELEASE);
+}
+
 bool blk_failed(BlkDev *dev)
 {
     return __atomic_load_n(&dev->failed, __ATOMIC_ACQUIRE);

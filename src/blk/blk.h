@@ -140,6 +140,9 @@ int blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool *is_data, u
 int blk_reopen(BlkDev *dev, bool read_only);
 /* Whether a flush of dev has failed. */
 bool blk_failed(BlkDev *dev);
+/* Fails dev as a failed flush does (a format's metadata commit failed, so
+ * what is on the disk is unknown). */
+void blk_set_failed(BlkDev *dev);
 void blk_get_stats(BlkDev *dev, BlkStats *stats);
 void blk_close(BlkDev *dev);
 

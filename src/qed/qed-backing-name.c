@@ -41,7 +41,7 @@ static bool spans_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 
 /* Writes h (and name, n bytes at h->backing_filename_offset, unless n is 0)
  * and flushes. When the name ends inside the first sector, both go in one
- * write. Called with alloc_lock held. */
+ * write. Called with maint held exclusive. */
 static int write_header_and_name(QedState *s, const QedHeader *h, const char *name, uint32_t n)
 {
     int ret;
@@ -55,7 +55,7 @@ static int write_header_and_name(QedState *s, const QedHeader *h, const char *na
         ret = qed_write_header(s, h);
     }
     if (ret == 0) {
-        ret = qed_flush_locked(s);
+        ret = qed_commit(s, true);
     }
     if (ret == 0) {
         pthread_mutex_lock(&s->lock);
@@ -68,10 +68,10 @@ static int write_header_and_name(QedState *s, const QedHeader *h, const char *na
 static int write_name(QedState *s, const char *name, uint32_t n, uint64_t offset)
 {
     int ret = blk_pwrite(s->file, name, n, offset, BLK_TAG_HEADER);
-    return ret < 0 ? ret : qed_flush_locked(s);
+    return ret < 0 ? ret : qed_commit(s, true);
 }
 
-/* Called with alloc_lock held. */
+/* Called with maint held exclusive. */
 static int change_backing_locked(QedState *s, const char *name, uint32_t n, bool raw)
 {
     QedHeader h = s->header;
@@ -132,9 +132,9 @@ int qed_drv_change_backing(QedImage *img, const char *name, const char *format, 
     if (blk_failed(s->file)) {
         return image_error(img, errp, -EIO, "an earlier flush failed");
     }
-    pthread_mutex_lock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
     /* Whatever was written for the new backing file is durable first. */
-    int ret = qed_flush_locked(s);
+    int ret = qed_commit(s, true);
     if (ret == 0) {
         ret = change_backing_locked(s, name, (uint32_t)n, format && strcmp(format, "raw") == 0);
     }
@@ -145,7 +145,7 @@ int qed_drv_change_backing(QedImage *img, const char *name, const char *format, 
         s->backing_name = n ? g_strdup(name) : NULL;
         s->backing_full = n ? qed_backing_path(img->filename, name) : NULL;
     }
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_unlock(&s->maint);
     if (ret < 0) {
         return image_error(img, errp, ret, "Could not update the backing file name");
     }

@@ -649,11 +649,17 @@ static int repair(Check *c)
     return 0;
 }
 
-/* Called with alloc_lock held and no request in flight that changes metadata. */
+/* Called with maint held exclusive and no request in flight that changes metadata. */
 static int check_locked_progress(QedState *s, unsigned fix, QedCheckResult *res,
                                  QedProgressFunc *progress, void *opaque)
 {
     Check c = { .s = s, .fix = fix, .res = res, .progress = progress, .opaque = opaque };
+    /* The check reads the tables from the disk: queued changes go first
+     * (nothing is queued on a read-only handle, so nothing is written). */
+    int ret = qed_commit(s, false);
+    if (ret < 0) {
+        return ret;
+    }
     int64_t length = blk_get_length(s->file);
     if (length < 0) {
         return (int)length;
@@ -666,7 +672,7 @@ static int check_locked_progress(QedState *s, unsigned fix, QedCheckResult *res,
     c.used = g_try_new0(uint64_t, c.nmap / 64 + 1);
     c.l1 = g_try_malloc(s->table_bytes);
     c.l2 = g_try_malloc(s->table_bytes);
-    int ret = 0;
+    ret = 0;
     if (!c.used || !c.l1 || !c.l2) {
         ret = -ENOMEM;
         goto out;
@@ -729,7 +735,7 @@ static int check_locked_progress(QedState *s, unsigned fix, QedCheckResult *res,
 
     if (ret == 0 && fix && res->corruptions == res->corruptions_fixed) {
         s->unchecked = false;
-        ret = qed_mark_clean_locked(s);
+        ret = qed_mark_clean_excl(s);
     }
 out:
     g_free(c.used);
@@ -747,9 +753,9 @@ static int check_locked(QedState *s, unsigned fix, QedCheckResult *res)
 int qed_check_repair(QedState *s, GError **errp)
 {
     QedCheckResult res = { 0 };
-    pthread_mutex_lock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
     int ret = check_locked(s, QED_CHECK_FIX_ERRORS | QED_CHECK_FIX_LEAKS, &res);
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_unlock(&s->maint);
     if (ret == 0 && res.corruptions > res.corruptions_fixed) {
         ret = -EIO;
     }
@@ -759,7 +765,7 @@ int qed_check_repair(QedState *s, GError **errp)
     return ret;
 }
 
-int qed_reclaim_locked(QedState *s)
+int qed_reclaim_excl(QedState *s)
 {
     QedCheckResult res = { 0 };
     return check_locked(s, QED_CHECK_FIX_LEAKS | QED_CHECK_FIX_COMPACT, &res);
@@ -768,7 +774,7 @@ int qed_reclaim_locked(QedState *s)
 int qed_find_image_end(QedState *s)
 {
     QedCheckResult res = { 0 };
-    pthread_mutex_lock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
     int ret = check_locked(s, 0, &res);
     if (ret == 0) {
         pthread_mutex_lock(&s->lock);
@@ -776,7 +782,7 @@ int qed_find_image_end(QedState *s)
         ret = qed_meta_rebuild_locked(s);
         pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_unlock(&s->maint);
     return ret;
 }
 
@@ -784,9 +790,9 @@ int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, QedProgre
                      void *opaque, GError **errp)
 {
     QedState *s = qed_state(img);
-    pthread_mutex_lock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
     int ret = check_locked_progress(s, fix, res, progress, opaque);
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_unlock(&s->maint);
     if (ret < 0) {
         return image_error(img, errp, ret, "check failed");
     }

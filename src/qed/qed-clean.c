@@ -14,46 +14,62 @@ int qed_set_need_check(QedState *s)
 {
     pthread_mutex_lock(&s->lock);
     s->last_change_us = g_get_monotonic_time();
-    bool set = s->header.features & QED_F_NEED_CHECK;
-    pthread_mutex_unlock(&s->lock);
-    if (set) {
+    /* One thread sets the bit; the others wait for it. */
+    while (s->need_check_busy) {
+        pthread_cond_wait(&s->changed, &s->lock);
+    }
+    if (s->header.features & QED_F_NEED_CHECK) {
+        pthread_mutex_unlock(&s->lock);
         return 0;
     }
-    /* The cleaner starts with the first change, not at open: a process that
-     * forks after opening (nbdkit does) would lose it otherwise. */
-    if (!s->cleaner_started) {
-        int ret = qed_cleaner_start(s);
-        if (ret < 0) {
-            return ret;
-        }
-    }
+    s->need_check_busy = true;
     QedHeader h = s->header;
+    pthread_mutex_unlock(&s->lock);
+
+    int ret = 0;
+    /* The cleaner starts with the first change, not at open: a process that
+     * forks after opening (nbdkit does) would lose it otherwise. (The
+     * cleaner is stopped only under maint exclusive, so no allocator is
+     * here then.) */
+    if (!s->cleaner_started) {
+        ret = qed_cleaner_start(s);
+    }
     h.features |= QED_F_NEED_CHECK;
-    int ret = qed_write_header(s, &h);
     if (ret == 0) {
-        ret = qed_flush_locked(s); /* (also makes a length just grown durable) */
+        ret = qed_write_header(s, &h);
     }
     if (ret == 0) {
-        pthread_mutex_lock(&s->lock);
+        ret = qed_flush_file(s); /* (also makes a length just grown durable) */
+    }
+    pthread_mutex_lock(&s->lock);
+    if (ret == 0) {
         s->header.features |= QED_F_NEED_CHECK;
         pthread_cond_signal(&s->cleaner_cond);
-        pthread_mutex_unlock(&s->lock);
     }
+    s->need_check_busy = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
     return ret;
 }
 
-int qed_mark_clean_locked(QedState *s)
+int qed_mark_clean_excl(QedState *s)
 {
-    /* The room grown ahead of allocation goes first: a clean image has no
-     * leaks at its end. A failed handle writes nothing more. */
-    int ret = qed_trim_file_locked(s);
+    /* Queued entries go to the disk, then the room grown ahead of allocation
+     * is cut: a clean image has no leaks at its end. A failed handle writes
+     * nothing more. */
+    int ret = qed_commit(s, false);
     if (ret == 0) {
-        ret = qed_flush_locked(s);
+        ret = qed_trim_file_excl(s);
     }
-    if (ret < 0 || !(s->header.features & QED_F_NEED_CHECK) || s->unchecked) {
+    if (ret == 0) {
+        ret = qed_commit(s, true);
+    }
+    pthread_mutex_lock(&s->lock);
+    QedHeader h = s->header;
+    pthread_mutex_unlock(&s->lock);
+    if (ret < 0 || !(h.features & QED_F_NEED_CHECK) || s->unchecked) {
         return ret;
     }
-    QedHeader h = s->header;
     h.features &= ~QED_F_NEED_CHECK;
     ret = qed_write_header(s, &h);
     if (ret == 0) {
@@ -67,15 +83,20 @@ int qed_mark_clean_locked(QedState *s)
     return ret;
 }
 
-int qed_reclaim_and_mark_clean_locked(QedState *s)
+int qed_reclaim_and_mark_clean_excl(QedState *s)
 {
+    /* Queued entries first: a failure here is the one to report. */
+    int ret = qed_commit(s, false);
+    if (ret < 0) {
+        return ret;
+    }
     if (s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
         /* Best effort: a failed compaction leaves leaks, which are harmless. */
-        if (qed_reclaim_locked(s) == 0) {
+        if (qed_reclaim_excl(s) == 0) {
             s->freed_clusters = 0;
         }
     }
-    return qed_mark_clean_locked(s);
+    return qed_mark_clean_excl(s);
 }
 
 /* The cleaner: waits until NEED_CHECK is set and no metadata has changed for
@@ -98,17 +119,17 @@ static void *cleaner_main(void *opaque)
             continue;
         }
         pthread_mutex_unlock(&s->lock);
-        pthread_mutex_lock(&s->alloc_lock);
+        pthread_rwlock_wrlock(&s->maint);
         pthread_mutex_lock(&s->lock);
         bool still_idle = g_get_monotonic_time() >= s->last_change_us + s->clean_after_us;
         pthread_mutex_unlock(&s->lock);
-        if (still_idle && qed_mark_clean_locked(s) < 0) {
+        if (still_idle && qed_mark_clean_excl(s) < 0) {
             /* Try again after another idle period rather than spin. */
             pthread_mutex_lock(&s->lock);
             s->last_change_us = g_get_monotonic_time();
             pthread_mutex_unlock(&s->lock);
         }
-        pthread_mutex_unlock(&s->alloc_lock);
+        pthread_rwlock_unlock(&s->maint);
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);

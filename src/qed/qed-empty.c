@@ -37,7 +37,7 @@ static int flush_backing_chain(QedImage *img)
 }
 
 /* Forgets every L2 table and points nothing anywhere (with the L1 table
- * on disk all zeros). Called with alloc_lock held and no request in flight. */
+ * on disk all zeros). Called with maint held exclusive and no request in flight. */
 static int forget_tables_locked(QedState *s, uint64_t end)
 {
     pthread_mutex_lock(&s->lock);
@@ -53,10 +53,14 @@ static int forget_tables_locked(QedState *s, uint64_t end)
     return ret;
 }
 
-/* Called with alloc_lock held. */
+/* Called with maint held exclusive. */
 static int make_empty_locked(QedState *s)
 {
-    int ret = flush_backing_chain(s->img);
+    /* (Queued entries first: the tables are forgotten below.) */
+    int ret = qed_commit(s, false);
+    if (ret == 0) {
+        ret = flush_backing_chain(s->img);
+    }
     if (ret == 0) {
         ret = qed_set_need_check(s);
     }
@@ -70,7 +74,7 @@ static int make_empty_locked(QedState *s)
     ret = blk_pwrite(s->file, zeros, s->table_bytes, s->header.l1_table_offset, BLK_TAG_L1);
     g_free(zeros);
     if (ret == 0) {
-        ret = qed_flush_locked(s);
+        ret = qed_commit(s, true);
     }
     /* Even when the write failed, some entries may be cleared on the disk:
      * the tables are forgotten in memory too, so that no later write goes
@@ -85,7 +89,7 @@ static int make_empty_locked(QedState *s)
         return ret < 0 ? ret : forgot;
     }
     /* Cuts the file to `end`, flushes, and clears NEED_CHECK. */
-    return qed_mark_clean_locked(s);
+    return qed_mark_clean_excl(s);
 }
 
 int qed_drv_make_empty(QedImage *img, GError **errp)
@@ -94,9 +98,9 @@ int qed_drv_make_empty(QedImage *img, GError **errp)
     if (blk_failed(s->file)) {
         return image_error(img, errp, -EIO, "an earlier flush failed");
     }
-    pthread_mutex_lock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
     int ret = make_empty_locked(s);
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_unlock(&s->maint);
     if (ret < 0) {
         return image_error(img, errp, ret, "Could not empty the image");
     }

@@ -5,13 +5,22 @@
  * per source file.
  *
  * Locks (take them in this order, never the other way round):
- *   alloc_lock  serializes requests that change metadata: allocating writes,
- *               zero-cluster updates, resize, NEED_CHECK changes. Held across
- *               I/O. (One image-wide lock for now; the functions that take it
- *               name the clusters they change, so it can become per-cluster.)
- *   lock        guards the in-memory metadata (header, L1, L2 cache, file_end).
- *               Held only briefly and never across data I/O; L2 loads drop it.
+ *   maint       a read-write lock. Allocating writes, zero-cluster updates and
+ *               flushes hold it shared, and run in parallel; the jobs that
+ *               change metadata wholesale hold it exclusive, with no
+ *               allocation in flight: marking clean (the cleaner, close,
+ *               reopen), check and repair, reclaim, resize, make_empty,
+ *               change_backing. Held across I/O. Functions named *_excl are
+ *               called with it held exclusive.
+ *   grow_lock   serializes growing the file (a truncate). Held across it.
+ *   lock        guards the in-memory metadata: header, L1, L2 cache, file_end,
+ *               the in-flight cluster ranges, the commit queue, the file's
+ *               lengths. Held only briefly and never across I/O (an L2 load
+ *               drops it). Functions named *_locked are called with it held.
  * Reads and writes to allocated clusters take only `lock`, to translate.
+ * An allocation in flight owns its range of clusters (QedInflight): nobody
+ * else allocates or changes entries there until it ends. Entries change only
+ * in the cached tables; qed-commit.c alone writes L2 and L1 sectors.
  */
 #ifndef QED_INTERNAL_H
 #define QED_INTERNAL_H
@@ -42,9 +51,13 @@ typedef struct QedL2Table {
     uint64_t offset;   /* file offset of the table; the cache key */
     uint64_t *entries; /* table_nelems entries in host byte order */
     int ref;           /* holders; the cache evicts only unreferenced tables */
-    bool loading;      /* being read from disk: wait on QedState.l2_loaded */
-    int load_error;    /* -errno when that read failed */
-    GList *lru_link;   /* position in QedL2Cache.lru while unreferenced */
+    /* Commit state (qed-commit.c), under QedState.lock: */
+    uint64_t *dirty; /* one bit per write unit whose entries differ from the disk, or NULL */
+    bool queued;     /* in the commit queue, which holds a reference */
+    bool unwritten;  /* new, not yet written whole: its L1 entry stays 0 on the disk */
+    bool loading;    /* being read from disk: wait on QedState.l2_loaded */
+    int load_error;  /* -errno when that read failed */
+    GList *lru_link; /* position in QedL2Cache.lru while unreferenced */
 } QedL2Table;
 
 typedef struct QedL2Cache {
@@ -70,6 +83,31 @@ typedef struct QedMeta {
     uint64_t *owned;      /* one bit per L1 entry: its table is in the map */
 } QedMeta;
 
+/* The virtual cluster ranges that allocations and entry updates own while
+ * they run (qed-inflight.c); all calls with QedState.lock held. */
+typedef struct QedInflight {
+    GArray *ranges; /* QedRange, unordered: as many as requests in flight */
+} QedInflight;
+typedef struct QedRange {
+    uint64_t start, end; /* virtual bytes, [start, end) */
+} QedRange;
+
+/* The commit queue (qed-commit.c), under QedState.lock. Changes join batch
+ * `gen`; one leader at a time writes a batch and advances `written` (and,
+ * after an fdatasync, `durable`) to it. */
+typedef struct QedCommit {
+    GPtrArray *tables; /* queued tables, each holding a reference */
+    GArray *l1_dirty;  /* uint32_t L1 indices of new tables */
+    bool data_first;   /* a queued entry points at a cluster whose data must be
+                        * durable before the entry (copy-on-write) */
+    uint64_t gen;      /* the batch that changes join now */
+    uint64_t written;  /* the last batch whose tables are written */
+    uint64_t durable;  /* the last batch flushed */
+    bool busy;         /* a leader is at work */
+    int error;         /* a commit failed: what is on the disk is unknown */
+    uint32_t unit;     /* bytes per dirty bit: the atomic write unit */
+} QedCommit;
+
 typedef struct QedState {
     QedImage *img; /* the image this driver state belongs to */
     BlkDev *file;  /* img->file */
@@ -86,12 +124,18 @@ typedef struct QedState {
 
     char *backing_name;       /* as stored in the header, or NULL */
     char *backing_full;       /* resolved against the image's directory, or NULL */
-    GPtrArray *retired_names; /* alloc_lock; names replaced by qed_change_backing_file,
+    GPtrArray *retired_names; /* maint exclusive; names replaced by qed_change_backing_file,
                                * kept until close for qed_get_info's callers (g_free) */
 
-    pthread_mutex_t alloc_lock;
+    pthread_rwlock_t maint;
+    pthread_mutex_t grow_lock;
     pthread_mutex_t lock;
     pthread_cond_t l2_loaded; /* signalled (with lock) when an L2 load ends */
+    pthread_cond_t changed;   /* broadcast (with lock) when an in-flight range ends, when
+                               * setting NEED_CHECK ends and when a commit ends */
+    QedInflight inflight;     /* lock */
+    QedCommit commit;         /* lock */
+    bool need_check_busy;     /* lock; a thread is setting NEED_CHECK: wait for it */
     QedHeader header;         /* lock */
     uint64_t *l1;             /* lock; the whole L1 table (table_nelems entries), host order */
     uint32_t l1_nelems;       /* lock; entries that cover image_size, the ones translation uses */
@@ -99,11 +143,12 @@ typedef struct QedState {
     QedL2Cache l2_cache;      /* lock */
     uint64_t file_end;        /* lock; offset of the next cluster to allocate */
     /* The file is grown ahead of allocation (qed-alloc.c): */
-    uint64_t length_set;     /* alloc_lock; bytes the file is long, as this handle set it */
-    uint64_t length_durable; /* alloc_lock; bytes of it a flush made durable: an entry may
-                              * point only below this */
-    uint64_t freed_clusters; /* alloc_lock; data clusters zero writes gave up */
-    bool unchecked;          /* alloc_lock; NEED_CHECK was found at a QED_OPEN_CHECK open and
+    uint64_t length_set;     /* lock (and grow_lock to raise it); bytes the file is long,
+                              * as this handle set it */
+    uint64_t length_durable; /* lock; bytes of it a flush made durable: an entry on the
+                              * disk may point only below this */
+    uint64_t freed_clusters; /* lock; data clusters zero writes gave up */
+    bool unchecked;          /* maint; NEED_CHECK was found at a QED_OPEN_CHECK open and
                               * no check has repaired the image yet: the mark must stay */
 
     /* The cleaner thread marks a writable image clean once no metadata has
@@ -167,14 +212,16 @@ bool qed_drv_probe(const uint8_t *buf, size_t len);
 void qed_drv_get_info(QedImage *img, QedInfo *info);
 
 /* qed-clean.c */
-int qed_set_need_check(QedState *s); /* called with alloc_lock held */
+/* Sets NEED_CHECK and flushes, unless it is set; one thread at a time, the
+ * others wait for it. Called with maint held (or from the commit leader). */
+int qed_set_need_check(QedState *s);
 /* Grows the file over every allocated cluster, flushes, clears NEED_CHECK
- * and flushes again. Called with alloc_lock held. */
-int qed_mark_clean_locked(QedState *s);
+ * and flushes again. Called with maint held exclusive. */
+int qed_mark_clean_excl(QedState *s);
 /* The same, first reclaiming the clusters zero writes gave up (moving the
  * last clusters into them, cutting the file): for close, with no request
- * in flight. Called with alloc_lock held. */
-int qed_reclaim_and_mark_clean_locked(QedState *s);
+ * in flight. Called with maint held exclusive. */
+int qed_reclaim_and_mark_clean_excl(QedState *s);
 /* The cleaner thread starts with the first metadata change; stop joins it. */
 int qed_cleaner_start(QedState *s);
 void qed_cleaner_stop(QedState *s);
@@ -187,8 +234,8 @@ int qed_check_repair(QedState *s, GError **errp);
  * length, whose length says nothing about the image). */
 int qed_find_image_end(QedState *s);
 /* Reclaims leaked clusters (compaction; no request in flight). Called with
- * alloc_lock held. */
-int qed_reclaim_locked(QedState *s);
+ * maint held exclusive. */
+int qed_reclaim_excl(QedState *s);
 /* The driver's check entry point (qed_check). */
 int qed_driver_check(QedImage *img, unsigned fix, QedCheckResult *res, QedProgressFunc *progress,
                      void *opaque, GError **errp);
@@ -226,6 +273,8 @@ QedL2Table *qed_l2_cache_get_locked(QedState *s, uint64_t offset, int *err);
 /* A new, all-zero table at offset, with a reference. NULL on ENOMEM. */
 QedL2Table *qed_l2_cache_new_locked(QedState *s, uint64_t offset);
 void qed_l2_cache_put_locked(QedState *s, QedL2Table *t);
+/* One more reference to t, which the caller holds one of or found in the cache. */
+void qed_l2_cache_ref_locked(QedState *s, QedL2Table *t);
 /* Forgets t, whose on-disk copy may differ after a failed write; it is freed
  * when its last holder puts it. */
 void qed_l2_cache_invalidate_locked(QedState *s, QedL2Table *t);
@@ -260,28 +309,63 @@ void qed_meta_remove(const QedState *s, QedMeta *meta, uint64_t offset, uint32_t
  * range): data (with its file offset), zero cluster, or unallocated. */
 int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext);
 
-/* qed-resize.c (called with alloc_lock held) */
+/* qed-resize.c (called with maint held exclusive) */
 /* Shrinks the image to size (below image_size): gives up the clusters and
  * tables past it, compacts and cuts the file, marks the image clean. No
  * other request may be in flight. */
-int qed_shrink_locked(QedState *s, uint64_t size);
+int qed_shrink_excl(QedState *s, uint64_t size);
 /* Before a grow from image_size `from`: makes [from, to) (to at most the
  * backing file's size) read as zeros instead of the backing file, and
  * flushes. */
-int qed_zero_grown_locked(QedState *s, uint64_t from, uint64_t to);
+int qed_zero_grown_excl(QedState *s, uint64_t from, uint64_t to);
 
-/* qed-alloc.c (all called with alloc_lock held) */
+/* qed-alloc.c (called with maint held, shared or exclusive) */
 /* Writes buf (zeros when NULL) at pos, allocating clusters where the image has
  * none. Returns the bytes done (> 0, maybe fewer than len) or -errno. */
 int64_t qed_alloc_write(QedState *s, const void *buf, uint64_t pos, uint64_t len);
-/* Points the L2 entries of n whole clusters at value (0 or QED_L2_ENTRY_ZERO),
- * allocating the L2 table when value needs one. The clusters lie in one table. */
+/* Points the cached L2 entries of n whole clusters at value (0 or
+ * QED_L2_ENTRY_ZERO) and queues them for the commit, making the L2 table
+ * when value needs one. The clusters lie in one table, and the caller owns
+ * their range (qed_range_take) or holds maint exclusive. */
 int qed_set_cluster_entries(QedState *s, uint64_t pos, uint64_t n, uint64_t value);
+/* Waits until no allocation owns part of the virtual range [start, end),
+ * then owns it; give hands it back and wakes the waiters. */
+void qed_range_take(QedState *s, uint64_t start, uint64_t end);
+void qed_range_give(QedState *s, uint64_t start, uint64_t end);
 /* Sets the file's length to exactly file_end, cutting the room grown ahead
  * of allocation (or growing over clusters an allocation that failed left
  * past the end), for marking the image clean. Does not flush. */
-int qed_trim_file_locked(QedState *s);
-/* A flush that also makes the length set so far durable. */
-int qed_flush_locked(QedState *s);
+int qed_trim_file_excl(QedState *s);
+
+/* qed-inflight.c (all called with lock held but init and destroy) */
+void qed_inflight_init(QedInflight *f);
+void qed_inflight_destroy(QedInflight *f);
+bool qed_inflight_overlaps_locked(const QedInflight *f, uint64_t start, uint64_t end);
+/* Adds [start, end), which must overlap no range in the set. */
+void qed_inflight_add_locked(QedInflight *f, uint64_t start, uint64_t end);
+/* Removes the range added as [start, end). */
+void qed_inflight_remove_locked(QedInflight *f, uint64_t start, uint64_t end);
+size_t qed_inflight_count_locked(const QedInflight *f);
+
+/* qed-commit.c */
+/* Sets up the queue (after the geometry and the file are known); destroy
+ * drops what is queued (called with no other thread left). */
+void qed_commit_init(QedState *s);
+void qed_commit_destroy(QedState *s);
+/* Queues entries [first, first+count) of t, changed in the cache. With
+ * data_first, the data of the clusters they point at must be durable before
+ * they are. Returns whether the queue wants writing back (qed_commit(s,
+ * false)). Called with lock held. */
+bool qed_commit_queue_locked(QedState *s, QedL2Table *t, uint32_t first, uint32_t count,
+                             bool data_first);
+/* Queues t, new and all zeros, and the L1 entry l1_index that points at it.
+ * Called with lock held. */
+void qed_commit_new_table_locked(QedState *s, QedL2Table *t, uint32_t l1_index);
+/* Writes what was queued before the call (and, with flush, makes every
+ * write completed before the call durable): 0, or the -errno of a failed
+ * commit, which fails the handle. No lock held. */
+int qed_commit(QedState *s, bool flush);
+/* Flushes the file and records the length it made durable. No lock held. */
+int qed_flush_file(QedState *s);
 
 #endif

@@ -17,6 +17,7 @@
 
 static void table_free(QedL2Table *t)
 {
+    g_free(t->dirty);
     g_free(t->entries);
     g_free(t);
 }
@@ -53,7 +54,7 @@ static void evict_locked(QedState *s)
     }
 }
 
-static void ref_locked(QedState *s, QedL2Table *t)
+void qed_l2_cache_ref_locked(QedState *s, QedL2Table *t)
 {
     if (t->lru_link) {
         g_queue_delete_link(&s->l2_cache.lru, t->lru_link);
@@ -84,7 +85,7 @@ QedL2Table *qed_l2_cache_get_locked(QedState *s, uint64_t offset, int *err)
 {
     QedL2Table *t = g_hash_table_lookup(s->l2_cache.tables, &offset);
     if (t) {
-        ref_locked(s, t);
+        qed_l2_cache_ref_locked(s, t);
         while (t->loading) {
             pthread_cond_wait(&s->l2_loaded, &s->lock);
         }

@@ -102,16 +102,20 @@ static void qed_free_state(QedState *s)
 {
     qed_cleaner_stop(s);
     if (s->l2_cache.tables) {
+        qed_commit_destroy(s); /* (puts its tables) */
         qed_l2_cache_destroy(&s->l2_cache);
     }
+    qed_inflight_destroy(&s->inflight);
     g_free(s->l1);
     qed_meta_free(&s->meta);
     g_free(s->backing_name);
     g_free(s->backing_full);
     g_ptr_array_unref(s->retired_names);
     pthread_mutex_destroy(&s->lock);
-    pthread_mutex_destroy(&s->alloc_lock);
+    pthread_mutex_destroy(&s->grow_lock);
+    pthread_rwlock_destroy(&s->maint);
     pthread_cond_destroy(&s->l2_loaded);
+    pthread_cond_destroy(&s->changed);
     pthread_cond_destroy(&s->cleaner_cond);
     g_free(s);
 }
@@ -159,8 +163,17 @@ int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **errp)
     s->read_only = img->opts.flags & QED_OPEN_READ_ONLY;
     s->retired_names = g_ptr_array_new_with_free_func(g_free);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_mutex_init(&s->alloc_lock, NULL);
+    pthread_mutex_init(&s->grow_lock, NULL);
+    pthread_rwlockattr_t rwattr;
+    pthread_rwlockattr_init(&rwattr);
+    /* A job that needs maint exclusive (the cleaner, a resize) must not
+     * starve behind a stream of allocating writes. */
+    pthread_rwlockattr_setkind_np(&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->maint, &rwattr);
+    pthread_rwlockattr_destroy(&rwattr);
     pthread_cond_init(&s->l2_loaded, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    qed_inflight_init(&s->inflight);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -222,6 +235,7 @@ int qed_drv_open(QedImage *img, int depth, GPtrArray *chain, GError **errp)
     s->length_set = s->length_durable = (uint64_t)file_length;
     qed_l2_cache_init(&s->l2_cache, img->opts.l2_cache_bytes ? img->opts.l2_cache_bytes
                                                              : QED_DEFAULT_L2_CACHE_BYTES);
+    qed_commit_init(s);
 
     if (s->file->fixed_length) {
         ret = qed_find_image_end(s);
@@ -281,9 +295,9 @@ int qed_drv_shutdown(QedImage *img, GError **errp)
     if (s->read_only) {
         return 0;
     }
-    pthread_mutex_lock(&s->alloc_lock);
-    int ret = qed_reclaim_and_mark_clean_locked(s);
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
+    int ret = qed_reclaim_and_mark_clean_excl(s);
+    pthread_rwlock_unlock(&s->maint);
     if (ret < 0) {
         return image_error(img, errp, ret, "Failed to flush and mark the image clean");
     }
@@ -302,9 +316,9 @@ int qed_drv_reopen(QedImage *img, bool writable, GError **errp)
     int ret;
     if (!writable) {
         qed_cleaner_stop(s);
-        pthread_mutex_lock(&s->alloc_lock);
-        ret = qed_reclaim_and_mark_clean_locked(s);
-        pthread_mutex_unlock(&s->alloc_lock);
+        pthread_rwlock_wrlock(&s->maint);
+        ret = qed_reclaim_and_mark_clean_excl(s);
+        pthread_rwlock_unlock(&s->maint);
         if (ret < 0) {
             return image_error(img, errp, ret, "Failed to flush and mark the image clean");
         }

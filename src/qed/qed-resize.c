@@ -129,13 +129,17 @@ static int clear_l1_tail(QedState *s, uint32_t first)
     return ret;
 }
 
-int qed_shrink_locked(QedState *s, uint64_t size)
+int qed_shrink_excl(QedState *s, uint64_t size)
 {
     g_assert(size < s->header.image_size);
     uint32_t keep = qed_l1_nelems_for(s, size);
     uint64_t cut = qed_round_up_cluster(s, size); /* the first cluster given up */
 
-    int ret = qed_set_need_check(s);
+    /* (Queued entries first: the tail is cleared on the disk below.) */
+    int ret = qed_commit(s, false);
+    if (ret == 0) {
+        ret = qed_set_need_check(s);
+    }
     if (ret == 0) {
         ret = zero_cut_cluster(s, size);
     }
@@ -146,7 +150,7 @@ int qed_shrink_locked(QedState *s, uint64_t size)
         ret = clear_l1_tail(s, keep);
     }
     if (ret == 0) {
-        ret = qed_flush_locked(s);
+        ret = qed_commit(s, true);
     }
     if (ret < 0) {
         return ret;
@@ -156,7 +160,7 @@ int qed_shrink_locked(QedState *s, uint64_t size)
     h.image_size = size;
     ret = qed_write_header(s, &h);
     if (ret == 0) {
-        ret = qed_flush_locked(s);
+        ret = qed_commit(s, true);
     }
     if (ret < 0) {
         return ret;
@@ -167,14 +171,14 @@ int qed_shrink_locked(QedState *s, uint64_t size)
     pthread_mutex_unlock(&s->lock);
 
     /* Compacts, cuts the file and marks the image clean. */
-    ret = qed_reclaim_locked(s);
+    ret = qed_reclaim_excl(s);
     if (ret == 0) {
         s->freed_clusters = 0;
     }
     return ret;
 }
 
-int qed_zero_grown_locked(QedState *s, uint64_t from, uint64_t to)
+int qed_zero_grown_excl(QedState *s, uint64_t from, uint64_t to)
 {
     /* Translation must reach the new tables (requests past the size in the
      * header are still refused by the caller's checks). */
@@ -209,7 +213,7 @@ int qed_zero_grown_locked(QedState *s, uint64_t from, uint64_t to)
         pos += n << s->cluster_bits;
     }
     if (ret == 0) {
-        ret = qed_flush_locked(s);
+        ret = qed_commit(s, true);
     }
     return ret;
 }

@@ -16,8 +16,13 @@ static int qed_drv_flush(QedImage *img)
     if (s->read_only) {
         return 0;
     }
-    /* The file is long enough already: allocation grows it ahead. */
-    return blk_flush(s->file);
+    /* Queued entries, then one fdatasync shared with every flush that
+     * comes meanwhile (group commit, qed-commit.c). Shared: a job that
+     * changes metadata wholesale (and the lengths) is not running. */
+    pthread_rwlock_rdlock(&s->maint);
+    int ret = qed_commit(s, true);
+    pthread_rwlock_unlock(&s->maint);
+    return ret;
 }
 
 static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
@@ -71,9 +76,9 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
         } else if (!p && (ext.type == QED_EXTENT_ZERO || !s->img->backing)) {
             done = (int64_t)ext.length; /* reads as zeros already */
         } else {
-            pthread_mutex_lock(&s->alloc_lock);
+            pthread_rwlock_rdlock(&s->maint);
             done = qed_alloc_write(s, p, pos, len);
-            pthread_mutex_unlock(&s->alloc_lock);
+            pthread_rwlock_unlock(&s->maint);
         }
         if (done < 0) {
             return (int)done;
@@ -103,9 +108,9 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
 static int alloc_zeros(QedState *s, uint64_t len, uint64_t pos)
 {
     while (len > 0) {
-        pthread_mutex_lock(&s->alloc_lock);
+        pthread_rwlock_rdlock(&s->maint);
         int64_t done = qed_alloc_write(s, NULL, pos, len);
-        pthread_mutex_unlock(&s->alloc_lock);
+        pthread_rwlock_unlock(&s->maint);
         if (done < 0) {
             return (int)done;
         }
@@ -142,20 +147,25 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
                           (ext.type == QED_EXTENT_UNALLOCATED && !shadowed);
         if (whole && !reads_zero) {
             n = qed_start_of_cluster(s, n);
-            pthread_mutex_lock(&s->alloc_lock);
-            /* Look again under the lock: the run may have changed. */
+            uint64_t span = n;
+            pthread_rwlock_rdlock(&s->maint);
+            qed_range_take(s, pos, pos + span);
+            /* Look again, owning the clusters: the run may have changed. */
             QedExtent now;
             ret = qed_find_cluster(s, pos, n, &now);
             if (ret == 0 && now.type == ext.type && now.length == n &&
                 now.file_offset == ext.file_offset) {
                 ret = qed_set_cluster_entries(s, pos, n / s->cluster_size, want);
                 if (ret == 0 && ext.type == QED_EXTENT_DATA) {
+                    pthread_mutex_lock(&s->lock);
                     s->freed_clusters += n / s->cluster_size;
+                    pthread_mutex_unlock(&s->lock);
                 }
             } else if (ret == 0) {
                 n = 0; /* changed under us: go round again */
             }
-            pthread_mutex_unlock(&s->alloc_lock);
+            qed_range_give(s, pos, pos + span);
+            pthread_rwlock_unlock(&s->maint);
         } else if (reads_zero) {
             /* nothing to do */
         } else {
@@ -185,10 +195,10 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     if (blk_failed(s->file)) {
         return image_error(img, errp, -EIO, "an earlier flush failed");
     }
-    pthread_mutex_lock(&s->alloc_lock);
+    pthread_rwlock_wrlock(&s->maint);
     int ret = 0;
     if (size < s->header.image_size) {
-        ret = qed_shrink_locked(s, size); /* (qed-resize.c) */
+        ret = qed_shrink_excl(s, size); /* (qed-resize.c) */
         if (ret < 0) {
             ret = image_error(img, errp, ret, "Failed to shrink the image");
         }
@@ -197,7 +207,7 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     /* The new part must not show the backing file (qed-resize.c). */
     uint64_t old = s->header.image_size;
     if (size > old && img->backing && img->backing_size > old) {
-        ret = qed_zero_grown_locked(s, old, MIN(size, img->backing_size));
+        ret = qed_zero_grown_excl(s, old, MIN(size, img->backing_size));
         if (ret < 0) {
             ret = image_error(img, errp, ret, "Failed to zero the grown part of the image");
             goto out;
@@ -218,7 +228,7 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     s->l1_nelems = MAX(s->l1_nelems, nelems);
     pthread_mutex_unlock(&s->lock);
 out:
-    pthread_mutex_unlock(&s->alloc_lock);
+    pthread_rwlock_unlock(&s->maint);
     return ret;
 }
 

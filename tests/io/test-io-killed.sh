@@ -3,12 +3,14 @@
 # A qed-io killed (SIGKILL) with allocating writes that no flush covered
 # leaves an image that QEMU's qemu-img check calls consistent but for leaks
 # (exit 0 or 3), never corrupt: the file is long enough before an L2 entry
-# points into it. Without a backing file an allocating write writes only the
+# points into it. Every write a flush covered is kept; the entries of later
+# allocating writes wait in memory for the next flush (as qcow2's do), so a
+# kill may drop them, never corrupt them. Without a backing file an allocating write writes only the
 # bytes it covers, so before the file grew ahead of allocation the last data
 # cluster could stick out past the end of the file, and qemu-img check -r all
 # then dropped its data. After the kill, `qed-img check -r all` leaves an
 # image qemu-img check calls clean, and qemu-img's own repair keeps every
-# write that completed (all of them reached the page cache).
+# write that a flush covered.
 . "$TESTS_DIR/functions.sh"
 requires qemu-img qemu-io mkfifo
 
@@ -87,12 +89,14 @@ for off in $(seq 0 331 16000); do
     echo "$pattern $offset 512" >>"$T/written"
     n=$((n + 1))
 done
-wait_prompts $((n + 1))
+echo "flush" >&3
+wait_prompts $((n + 2))
 kill_qed_io
 check_killed "4k clusters, every write done"
 
 # Round 2: 64 KiB clusters (QEMU's default), 4 KiB writes into a third of
-# the clusters of a 1 GiB disk, killed halfway through.
+# the clusters of a 1 GiB disk, a flush after the first 200, killed after
+# the first 200 and some more.
 qemu-img create -q -f qed "$T/x.qed" 1G
 start_qed_io "$T/x.qed"
 : >"$T/written"
@@ -103,8 +107,9 @@ for c in $(seq 0 3 1200); do
     echo "write -q -P $pattern $offset 4096" >&3
     [ "$n" -ge 200 ] || echo "$pattern $offset 4096" >>"$T/written"
     n=$((n + 1))
+    [ "$n" -ne 200 ] || echo "flush" >&3
 done
-wait_prompts 201
+wait_prompts 202
 kill_qed_io
 check_killed "64k clusters, killed halfway"
 
