@@ -48,24 +48,24 @@ qemu-img create -f raw disk.raw 1M >/dev/null
 # The output lines, and the options that only change how the run goes.
 for img in empty.qed data.qed disk.raw; do
     bench_runs $img -c 10 -d 2
-    bench_runs $img -c 0
-    bench_runs $img -c 3 -q
-    bench_runs $img -c 5 -d 0x3 -s 1k -S 3k -o 512
-    bench_runs $img -c 20 -d 4 -s 0
-    bench_runs $img -c 20 -d 4 -S 0 -s 8k
-    bench_runs $img -c 8 -d 1 -U
-    bench_runs $img -c 8 -d 8 -t none -n
-    bench_runs $img -c 8 -d 8 -t directsync -i native
-    bench_runs $img -c 8 -d 8 -i io_uring -i threads
-    bench_runs $img -w -c 40 -d 8 -S 64k
     bench_runs $img -w -c 40 -d 8 -S 100k -o 12k --pattern=0x5a
     bench_runs $img -w -c 20 -d 4 --flush-interval=4
-    bench_runs $img -w -c 20 -d 4 --flush-interval=010 --no-drain
-    bench_runs $img -w -c 20 -d 4 -t unsafe
-    bench_runs $img -w -c 8 -d 4 -t writethrough
-    bench_runs $img -w -c 20 -d 4 -t off -n
     bench_runs $img -f "$(case $img in *.raw) echo raw ;; *) echo qed ;; esac)" -c 4
 done
+bench_runs empty.qed -c 0
+bench_runs data.qed -c 3 -q
+bench_runs data.qed -c 5 -d 0x3 -s 1k -S 3k -o 512
+bench_runs empty.qed -c 20 -d 4 -s 0
+bench_runs data.qed -c 20 -d 4 -S 0 -s 8k
+bench_runs data.qed -c 8 -d 1 -U
+bench_runs disk.raw -c 8 -d 8 -t none -n
+bench_runs data.qed -c 8 -d 8 -t directsync -i native
+bench_runs empty.qed -c 8 -d 8 -i io_uring -i threads
+bench_runs empty.qed -w -c 40 -d 8 -S 64k
+bench_runs empty.qed -w -c 20 -d 4 --flush-interval=010 --no-drain
+bench_runs data.qed -w -c 20 -d 4 -t unsafe
+bench_runs disk.raw -w -c 8 -d 4 -t writethrough
+bench_runs empty.qed -w -c 20 -d 4 -t off -n
 
 # Bad arguments: qemu-img's words and status, the image unchanged.
 for args in "-c x" "-c -1" "-c 2147483648" "-c ''" "-d -5" "-d 1x" "--pattern=256" \
