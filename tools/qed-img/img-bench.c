@@ -17,12 +17,14 @@
  * beside the requests. The clock runs from the first submission to the
  * last completion, as in qemu-img: a flush that is still due or running
  * then, and the flush of the close, are done after the clock stops.
+ * pthread locks rather than GMutex, so that ThreadSanitizer sees them.
  */
 #include "qed-img.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +52,8 @@ typedef struct Bench {
 
     /* Everything below is guarded by lock; cond is broadcast on each change
      * that lets a worker go on (start, a drain's flush done, a failure). */
-    GMutex lock;
-    GCond cond;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
     bool started;
     int n;                 /* requests not yet completed */
     int in_flight;         /* submitted, not yet completed */
@@ -67,7 +69,7 @@ typedef struct Bench {
     /* --no-drain: flushes queued for the flusher thread (guarded by lock). */
     int flushes_due;
     bool flusher_stop;
-    GCond flusher_cond;
+    pthread_cond_t flusher_cond;
 } Bench;
 
 typedef struct BenchWorker {
@@ -83,8 +85,8 @@ static void bench_fail_locked(Bench *b, char *message)
     } else {
         g_free(message);
     }
-    g_cond_broadcast(&b->cond);
-    g_cond_broadcast(&b->flusher_cond);
+    pthread_cond_broadcast(&b->cond);
+    pthread_cond_broadcast(&b->flusher_cond);
 }
 
 /* One request at offset. A range past the end fails with EIO, which is
@@ -135,7 +137,7 @@ static void bench_complete_locked(Bench *b)
     }
     if (!b->drain) {
         b->flushes_due++;
-        g_cond_signal(&b->flusher_cond);
+        pthread_cond_signal(&b->flusher_cond);
         return;
     }
     b->draining = true;
@@ -146,15 +148,15 @@ static void bench_complete_locked(Bench *b)
         b->final_flush = true; /* qemu-img issues it and stops the clock */
         return;
     }
-    g_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&b->lock);
     char *msg = bench_flush(b, "Failed request");
-    g_mutex_lock(&b->lock);
+    pthread_mutex_lock(&b->lock);
     if (msg) {
         bench_fail_locked(b, msg);
         return;
     }
     b->draining = false;
-    g_cond_broadcast(&b->cond);
+    pthread_cond_broadcast(&b->cond);
 }
 
 static gpointer bench_worker(gpointer opaque)
@@ -162,10 +164,10 @@ static gpointer bench_worker(gpointer opaque)
     BenchWorker *w = opaque;
     Bench *b = w->b;
 
-    g_mutex_lock(&b->lock);
+    pthread_mutex_lock(&b->lock);
     for (;;) {
         while (!b->error && (!b->started || b->draining) && b->submitted < b->count) {
-            g_cond_wait(&b->cond, &b->lock);
+            pthread_cond_wait(&b->cond, &b->lock);
         }
         if (b->error || b->submitted == b->count) {
             break;
@@ -177,18 +179,18 @@ static gpointer bench_worker(gpointer opaque)
         if (b->image_size > 0) { /* (qemu-img divides by zero here) */
             b->offset %= b->image_size;
         }
-        g_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&b->lock);
 
         char *msg = bench_request(b, w->rbuf, offset);
 
-        g_mutex_lock(&b->lock);
+        pthread_mutex_lock(&b->lock);
         if (msg) {
             bench_fail_locked(b, msg);
             break;
         }
         bench_complete_locked(b);
     }
-    g_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&b->lock);
     return NULL;
 }
 
@@ -198,23 +200,23 @@ static gpointer bench_flusher(gpointer opaque)
 {
     Bench *b = opaque;
 
-    g_mutex_lock(&b->lock);
+    pthread_mutex_lock(&b->lock);
     for (;;) {
         while (!b->error && !b->flushes_due && !b->flusher_stop) {
-            g_cond_wait(&b->flusher_cond, &b->lock);
+            pthread_cond_wait(&b->flusher_cond, &b->lock);
         }
         if (b->error || !b->flushes_due) {
             break;
         }
         b->flushes_due--;
-        g_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&b->lock);
         char *msg = bench_flush(b, "Failed flush request");
-        g_mutex_lock(&b->lock);
+        pthread_mutex_lock(&b->lock);
         if (msg) {
             bench_fail_locked(b, msg);
         }
     }
-    g_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&b->lock);
     return NULL;
 }
 
@@ -257,7 +259,7 @@ static bool bench_run(Bench *b, int depth, int pattern)
         flusher = g_thread_new("bench-flush", bench_flusher, b);
     }
 
-    g_mutex_lock(&b->lock);
+    pthread_mutex_lock(&b->lock);
     qed_get_stats(b->img, &b->stats0);
     b->t_start = g_get_monotonic_time();
     b->started = true;
@@ -265,17 +267,17 @@ static bool bench_run(Bench *b, int depth, int pattern)
         b->t_end = b->t_start;
         qed_get_stats(b->img, &b->stats);
     }
-    g_cond_broadcast(&b->cond);
-    g_mutex_unlock(&b->lock);
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
 
     for (int i = 0; i < nthreads; i++) {
         g_thread_join(threads[i]);
     }
     if (flusher) {
-        g_mutex_lock(&b->lock);
+        pthread_mutex_lock(&b->lock);
         b->flusher_stop = true;
-        g_cond_signal(&b->flusher_cond);
-        g_mutex_unlock(&b->lock);
+        pthread_cond_signal(&b->flusher_cond);
+        pthread_mutex_unlock(&b->lock);
         g_thread_join(flusher);
     }
     if (!b->error && b->final_flush) {
@@ -533,9 +535,9 @@ static int img_bench(int argc, char **argv)
         .n = count,
         .offset = (uint64_t)offset,
     };
-    g_mutex_init(&b.lock);
-    g_cond_init(&b.cond);
-    g_cond_init(&b.flusher_cond);
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    pthread_cond_init(&b.flusher_cond, NULL);
 
     printf("Sending %d %s requests, %d bytes each, %d in parallel "
            "(starting at offset %" PRId64 ", step size %d)\n",
@@ -551,9 +553,9 @@ static int img_bench(int argc, char **argv)
         }
     }
     g_free(b.error);
-    g_mutex_clear(&b.lock);
-    g_cond_clear(&b.cond);
-    g_cond_clear(&b.flusher_cond);
+    pthread_mutex_destroy(&b.lock);
+    pthread_cond_destroy(&b.cond);
+    pthread_cond_destroy(&b.flusher_cond);
 
     if (qed_close(img, &err) < 0) {
         img_error("%s", err->message);
