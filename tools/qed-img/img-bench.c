@@ -230,8 +230,8 @@ static bool bench_run(Bench *b, int depth, int pattern)
     void *wbuf = NULL;
     bool ok = false;
 
-    /* Aligned as for O_DIRECT (the library needs no alignment; the file
-     * sees fewer bounce copies). */
+    /* Aligned for O_DIRECT, as qemu-img aligns its buffers: the library
+     * would copy an unaligned one through a bounce buffer. */
     size_t alloc = MAX(b->bufsize, 1);
     if (b->write) {
         if (posix_memalign(&wbuf, 4096, alloc) != 0) {
