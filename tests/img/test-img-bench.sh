@@ -97,7 +97,7 @@ done
 # from 12 KiB, go twice round a 2 MiB disk; the data and the allocation
 # (one request at a time, so that the clusters are allocated in the same
 # order) are qemu-img bench's, and every written byte is the pattern.
-for extra in "" "-t none -n" "--flush-interval=1" "-t writethrough"; do
+for extra in "" "-t none -n" "--flush-interval=1"; do
     # shellcheck disable=SC2086
     bench_runs empty.qed -w -d 1 -c 40 -s 4k -S 100k -o 12k --pattern=0x5a $extra
     qemu-img map --output=json q/img >q.map
@@ -128,7 +128,7 @@ printf 'write -P 3 0 1M\n' | qemu-io -f raw base.raw >/dev/null
 qemu-img create -f qed -u -b ../base.raw -F raw over.qed 1M >/dev/null
 for img in deep.qed over.qed; do
     for extra in "-d 16" "-d 16 -t none -n" "-d 4 --flush-interval=4" \
-        "-d 4 --flush-interval=8 --no-drain" "-d 7 -t directsync"; do
+        "-d 4 --flush-interval=8 --no-drain" "-d 7 -t directsync -c 40"; do
         # shellcheck disable=SC2086
         bench_runs $img -w -c 150 -s 1536 -S 107k -o 1k --pattern=9 $extra
         qemu-img check -q o/img || mismatch "$img bench -w $extra: qemu-img check failed"
