@@ -30,6 +30,7 @@ typedef struct ImgCommand {
 } ImgCommand;
 
 extern const ImgCommand img_amend_command;
+extern const ImgCommand img_bench_command;
 extern const ImgCommand img_bitmap_command;
 extern const ImgCommand img_check_command;
 extern const ImgCommand img_commit_command;
