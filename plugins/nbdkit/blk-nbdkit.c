@@ -5,6 +5,26 @@
  * HTTP object). The plugin's disk is a container of fixed size. The device
  * owns one shared context into the plugin, read-only or read-write; a
  * reopen replaces it with a context of the other kind.
+ *
+ * When the device must serialize its calls into the plugin. nbdkit computes
+ * one thread model for the whole chain, the most restrictive of the plugin's
+ * and every filter's, and hands it to each filter's .get_ready; its locks
+ * (server/locks.c) then wrap each client request before it enters the
+ * chain:
+ * - PARALLEL: no lock. The plugin takes any number of concurrent calls on
+ *   one handle, so the device passes libqed's calls through as they come.
+ * - SERIALIZE_REQUESTS: one request at a time per connection only. Every
+ *   connection's requests reach our one shared context, which is one handle
+ *   in the plugin: two connections would overlap on it.
+ * - SERIALIZE_ALL_REQUESTS and SERIALIZE_CONNECTIONS: one request at a time
+ *   in the whole server, but libqed also calls the device outside any
+ *   request: its cleaner thread marks the image clean after it has been idle
+ *   (a header write and flushes), and the open in .after_fork and the
+ *   reopen in a connection's .open come from nbdkit's own threads.
+ * So below PARALLEL the device takes its lock exclusively around every call
+ * into the plugin (requests and the rest alike: a lock only one side takes
+ * excludes nothing); at PARALLEL it takes it shared, which orders no call
+ * against another and only keeps `next` from being swapped under a call.
  */
 #include <nbdkit-filter.h>
 
@@ -20,15 +40,32 @@ typedef struct BlkNbdkit {
     nbdkit_next *next;       /* the context, prepared; owned; replaced by a reopen */
     int64_t size;            /* the container's size, fixed at open */
     bool can_flush;
-    bool can_zero;        /* the next layer takes zero requests */
-    pthread_mutex_t lock; /* the plugin may not take parallel requests from
-                           * one shared context: one request at a time; also
-                           * held while a reopen swaps `next` and the flags */
+    bool can_zero;         /* the next layer takes zero requests */
+    bool serialize;        /* the thread model is below PARALLEL; fixed at open */
+    pthread_rwlock_t lock; /* held around every call into the plugin: exclusive
+                            * when `serialize`, else shared; exclusive while a
+                            * reopen opens a context and swaps `next` and the
+                            * flags (see the top of the file) */
 } BlkNbdkit;
 
 static BlkNbdkit *to_nbd(BlkDev *dev)
 {
     return (BlkNbdkit *)dev;
+}
+
+/* Before and after each call into the plugin. */
+static void plugin_enter(BlkNbdkit *b)
+{
+    if (b->serialize) {
+        pthread_rwlock_wrlock(&b->lock);
+    } else {
+        pthread_rwlock_rdlock(&b->lock);
+    }
+}
+
+static void plugin_leave(BlkNbdkit *b)
+{
+    pthread_rwlock_unlock(&b->lock);
 }
 
 /* nbdkit takes 32-bit counts: split longer requests. */
@@ -42,7 +79,7 @@ static int nbd_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
     size_t avail = offset < (uint64_t)b->size ? (size_t)MIN(len, (uint64_t)b->size - offset) : 0;
     memset(p + avail, 0, len - avail);
     int ret = 0;
-    pthread_mutex_lock(&b->lock);
+    plugin_enter(b);
     for (size_t done = 0; done < avail && ret == 0; done += CHUNK) {
         int err = 0;
         uint32_t n = (uint32_t)MIN(avail - done, CHUNK);
@@ -50,7 +87,7 @@ static int nbd_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
             ret = -(err ? err : EIO);
         }
     }
-    pthread_mutex_unlock(&b->lock);
+    plugin_leave(b);
     return ret;
 }
 
@@ -62,7 +99,7 @@ static int nbd_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset,
     }
     const uint8_t *p = buf;
     int ret = 0;
-    pthread_mutex_lock(&b->lock);
+    plugin_enter(b);
     for (size_t done = 0; done < len && ret == 0; done += CHUNK) {
         int err = 0;
         uint32_t n = (uint32_t)MIN(len - done, CHUNK);
@@ -70,7 +107,7 @@ static int nbd_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset,
             ret = -(err ? err : EIO);
         }
     }
-    pthread_mutex_unlock(&b->lock);
+    plugin_leave(b);
     return ret;
 }
 
@@ -81,11 +118,11 @@ static int nbd_flush(BlkDev *dev)
         return 0;
     }
     int err = 0, ret = 0;
-    pthread_mutex_lock(&b->lock);
+    plugin_enter(b);
     if (b->next->flush(b->next, 0, &err) < 0) {
         ret = -(err ? err : EIO);
     }
-    pthread_mutex_unlock(&b->lock);
+    plugin_leave(b);
     return ret;
 }
 
@@ -122,7 +159,7 @@ static int nbd_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
         return ret;
     }
     int ret = 0;
-    pthread_mutex_lock(&b->lock);
+    plugin_enter(b);
     for (uint64_t done = 0; done < len && ret == 0; done += CHUNK) {
         int err = 0;
         uint32_t n = (uint32_t)MIN(len - done, CHUNK);
@@ -130,7 +167,7 @@ static int nbd_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
             ret = -(err ? err : EIO);
         }
     }
-    pthread_mutex_unlock(&b->lock);
+    plugin_leave(b);
     return ret;
 }
 
@@ -166,44 +203,45 @@ static void close_context(nbdkit_next *next)
     nbdkit_next_context_close(next);
 }
 
-/* Called with no request in flight (qed_reopen's contract). -EROFS when the
- * plugin cannot write; other refusals of the plugin were reported with
- * nbdkit_error. */
+/* Called with no request in flight (qed_reopen's contract); holds the lock
+ * exclusive all the same, so that under a serializing thread model the
+ * plugin's open, prepare and finalize of the two contexts overlap nothing.
+ * -EROFS when the plugin cannot write; other refusals of the plugin were
+ * reported with nbdkit_error. */
 static int nbd_reopen(BlkDev *dev, bool read_only)
 {
     BlkNbdkit *b = to_nbd(dev);
     int64_t size;
     int can_write, can_flush, can_zero;
+    int ret = 0;
+    pthread_rwlock_wrlock(&b->lock);
     nbdkit_next *next = open_context(b->backend, read_only, &size, &can_write, &can_flush,
                                      &can_zero);
     if (!next) {
-        return -EIO;
-    }
-    if (!read_only && !can_write) {
+        ret = -EIO;
+    } else if (!read_only && !can_write) {
         close_context(next); /* the plugin cannot write: not an error */
-        return -EROFS;
-    }
-    if (size != b->size) {
+        ret = -EROFS;
+    } else if (size != b->size) {
         nbdkit_error("qed: the plugin's disk changed size from %" PRIi64 " to %" PRIi64 " bytes",
                      b->size, size);
         close_context(next);
-        return -EIO;
+        ret = -EIO;
+    } else {
+        close_context(b->next);
+        b->next = next;
+        b->can_flush = can_flush > 0;
+        b->can_zero = can_zero > 0;
     }
-    pthread_mutex_lock(&b->lock);
-    nbdkit_next *old = b->next;
-    b->next = next;
-    b->can_flush = can_flush > 0;
-    b->can_zero = can_zero > 0;
-    pthread_mutex_unlock(&b->lock);
-    close_context(old);
-    return 0;
+    pthread_rwlock_unlock(&b->lock);
+    return ret;
 }
 
 static void nbd_close(BlkDev *dev)
 {
     BlkNbdkit *b = to_nbd(dev);
     close_context(b->next);
-    pthread_mutex_destroy(&b->lock);
+    pthread_rwlock_destroy(&b->lock);
     g_free(b);
 }
 
@@ -219,7 +257,8 @@ static const BlkOps blk_nbdkit_ops = {
     .close = nbd_close,
 };
 
-BlkDev *blk_nbdkit_open(nbdkit_backend *backend, const char *name, bool read_only)
+BlkDev *blk_nbdkit_open(nbdkit_backend *backend, const char *name, bool read_only,
+                        int thread_model)
 {
     int64_t size;
     int can_write, can_flush, can_zero;
@@ -235,6 +274,7 @@ BlkDev *blk_nbdkit_open(nbdkit_backend *backend, const char *name, bool read_onl
     b->size = size;
     b->can_flush = can_flush > 0;
     b->can_zero = can_zero > 0;
-    pthread_mutex_init(&b->lock, NULL);
+    b->serialize = thread_model < NBDKIT_THREAD_MODEL_PARALLEL;
+    pthread_rwlock_init(&b->lock, NULL);
     return &b->dev;
 }

@@ -18,6 +18,9 @@
  * - With --run, the command's process holds a copy of the listening socket,
  *   so a failed server would leave the command's client waiting forever;
  *   stop_listening() refuses it instead.
+ * - Requests run in parallel wherever the plugin below allows it: .get_ready
+ *   learns the server's thread model and the device serializes its calls
+ *   into the plugin only below PARALLEL (blk-nbdkit.c says why).
  * - The plugin's disk cannot grow (1.32 has no way for a filter to resize
  *   it): the image must fit, and a write that needs more room fails with
  *   ENOSPC (blk-nbdkit.c).
@@ -44,6 +47,9 @@ static char *backing_path;   /* qed-backing=PATH: the backing file; owned */
 static char *backing_format; /* qed-backing-format=raw|qed; owned */
 static bool open_readonly;   /* qed-readonly=true */
 static QedExport export;     /* the image in the plugin's disk, shared by all connections */
+/* The server's thread model, from .get_ready (the most restrictive of the
+ * plugin's and every filter's); until then assume the most restrictive. */
+static int server_thread_model = NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS;
 
 static void qed_filter_unload(void)
 {
@@ -163,7 +169,7 @@ static int check_container(QedImage *img, BlkDev *file)
  * context cannot cross the fork). */
 static int open_image(nbdkit_backend *backend)
 {
-    BlkDev *file = blk_nbdkit_open(backend, "the plugin's disk", true);
+    BlkDev *file = blk_nbdkit_open(backend, "the plugin's disk", true, server_thread_model);
     if (!file) {
         return -1;
     }
@@ -193,6 +199,12 @@ static int open_image(nbdkit_backend *backend)
         }
     }
     return check_container(img, file);
+}
+
+static int qed_filter_get_ready(int thread_model)
+{
+    server_thread_model = thread_model;
+    return 0;
 }
 
 static int qed_filter_after_fork(nbdkit_backend *backend)
@@ -329,6 +341,7 @@ static struct nbdkit_filter filter = {
     .unload = qed_filter_unload,
     .config = qed_filter_config,
     .config_help = qed_filter_config_help,
+    .get_ready = qed_filter_get_ready,
     .after_fork = qed_filter_after_fork,
     .cleanup = qed_filter_cleanup,
     .open = qed_filter_open,
