@@ -19,11 +19,13 @@
  *   so a failed server would leave the command's client waiting forever;
  *   stop_listening() refuses it instead.
  * - Requests run in parallel wherever the plugin below allows it: .get_ready
- *   learns the server's thread model and the device serializes its calls
- *   into the plugin only below PARALLEL (blk-nbdkit.c says why).
+ *   learns the server's thread model and the storage serializes its calls
+ *   into the plugin only below PARALLEL (nbdkit-storage.c says why).
+ * - libqed is reached through include/qed.h and src/qed-embed.h (an image
+ *   opened on storage we bring) only.
  * - The plugin's disk cannot grow (1.32 has no way for a filter to resize
  *   it): the image must fit, and a write that needs more room fails with
- *   ENOSPC (blk-nbdkit.c).
+ *   ENOSPC (qed-embed.h).
  */
 #include <nbdkit-filter.h>
 
@@ -37,8 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blk-nbdkit.h"
-#include "image.h"
+#include "nbdkit-storage.h"
+#include "qed-embed.h"
 #include "qed-nbdkit.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -141,7 +143,7 @@ static void stop_listening(void)
 /* The plugin's disk must hold the header, the L1 table and every cluster
  * the tables refer to; anything less loses data or metadata. A reference
  * past the end of the disk is an invalid reference to the check. */
-static int check_container(QedImage *img, BlkDev *file)
+static int check_container(QedImage *img, uint64_t size)
 {
     QedCheckResult res;
     GError *err = NULL;
@@ -150,16 +152,15 @@ static int check_container(QedImage *img, BlkDev *file)
         g_error_free(err);
         return -1;
     }
-    int64_t size = blk_get_length(file);
     if (res.corruptions > 0) {
-        nbdkit_error("qed: the plugin's disk (%" PRIi64 " bytes) does not hold the image: "
+        nbdkit_error("qed: the plugin's disk (%" PRIu64 " bytes) does not hold the image: "
                      "%" PRIu64 " of its references %s past the end of the disk or %s "
                      "invalid (qemu-img check on the image says which)",
                      size, res.corruptions, res.corruptions == 1 ? "leads" : "lead",
                      res.corruptions == 1 ? "is" : "are");
         return -1;
     }
-    nbdkit_debug("qed: the plugin's disk has %" PRIi64 " bytes, the image uses %" PRIu64, size,
+    nbdkit_debug("qed: the plugin's disk has %" PRIu64 " bytes, the image uses %" PRIu64, size,
                  res.image_end_offset);
     return 0;
 }
@@ -169,13 +170,15 @@ static int check_container(QedImage *img, BlkDev *file)
  * context cannot cross the fork). */
 static int open_image(nbdkit_backend *backend)
 {
-    BlkDev *file = blk_nbdkit_open(backend, "the plugin's disk", true, server_thread_model);
-    if (!file) {
+    NbdkitStorage *st = nbdkit_storage_open(backend, true, server_thread_model);
+    if (!st) {
         return -1;
     }
+    uint64_t size = nbdkit_storage_size(st);
     unsigned flags = QED_OPEN_NO_BACKING | QED_OPEN_READ_ONLY;
     GError *err = NULL;
-    QedImage *img = image_open_blk(file, "the plugin's disk", "qed", flags, &err);
+    QedImage *img = qed_open_storage(&nbdkit_storage_ops, st, size, "the plugin's disk", "qed",
+                                     flags, &err);
     if (!img) {
         nbdkit_error("qed: %s", err->message);
         g_error_free(err);
@@ -192,13 +195,13 @@ static int open_image(nbdkit_backend *backend)
     }
     if (backing_path) {
         const char *fmt = backing_format ? backing_format : info.backing_format;
-        if (image_attach_backing(img, backing_path, fmt, &err) < 0) {
+        if (qed_attach_backing(img, backing_path, fmt, &err) < 0) {
             nbdkit_error("qed: %s", err->message);
             g_error_free(err);
             return -1;
         }
     }
-    return check_container(img, file);
+    return check_container(img, size);
 }
 
 static int qed_filter_get_ready(int thread_model)

@@ -71,4 +71,5 @@ probe_run parallel
 echo "parallel: $(wc -l <overlaps.txt) calls overlapped another"
 
 probe_run serialize_requests
-[ ! -e overlaps.txt ] || fail "serialize_requests: calls overlapped: $(sort overlaps.txt | uniq -c)"
+[ ! -e overlaps.txt ] ||
+    fail "serialize_requests: calls overlapped: $(sort overlaps.txt | uniq -c)"
