@@ -49,8 +49,8 @@ typedef struct QedStorageOps {
  * format: "qed", "raw" or NULL to probe. name is the storage's name in
  * messages and what relative backing names are resolved against. On
  * failure ops->close has been called, *errp is set and NULL returned. */
-QedImage *qed_open_storage(const QedStorageOps *ops, void *opaque, uint64_t size,
-                           const char *name, const char *format, unsigned flags, GError **errp);
+QedImage *qed_open_storage(const QedStorageOps *ops, void *opaque, uint64_t size, const char *name,
+                           const char *format, unsigned flags, GError **errp);
 
 /* Opens path (a local file, format "raw", "qed" or NULL to probe) read-only
  * as img's backing image in place of the one its header names: for an image

@@ -110,8 +110,8 @@ static const BlkOps blk_storage_ops = {
     .close = storage_close,
 };
 
-QedImage *qed_open_storage(const QedStorageOps *ops, void *opaque, uint64_t size,
-                           const char *name, const char *format, unsigned flags, GError **errp)
+QedImage *qed_open_storage(const QedStorageOps *ops, void *opaque, uint64_t size, const char *name,
+                           const char *format, unsigned flags, GError **errp)
 {
     BlkStorage *s = g_new0(BlkStorage, 1);
     blk_init(&s->dev, &blk_storage_ops, name, flags & QED_OPEN_READ_ONLY);

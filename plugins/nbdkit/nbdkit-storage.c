@@ -128,8 +128,7 @@ static int st_zero(void *opaque, uint64_t offset, uint64_t len)
         }
         for (uint64_t done = 0; done < len && ret == 0; done += CHUNK) {
             int err = 0;
-            if (st->next->pwrite(st->next, zeros, chunk(len - done), offset + done, 0, &err) <
-                0) {
+            if (st->next->pwrite(st->next, zeros, chunk(len - done), offset + done, 0, &err) < 0) {
                 ret = -(err ? err : EIO);
             }
         }
