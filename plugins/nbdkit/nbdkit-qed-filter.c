@@ -18,9 +18,14 @@
  * - With --run, the command's process holds a copy of the listening socket,
  *   so a failed server would leave the command's client waiting forever;
  *   stop_listening() refuses it instead.
+ * - Requests run in parallel wherever the plugin below allows it: .get_ready
+ *   learns the server's thread model and the storage serializes its calls
+ *   into the plugin only below PARALLEL (nbdkit-storage.c says why).
+ * - libqed is reached through include/qed.h and src/qed-embed.h (an image
+ *   opened on storage we bring) only.
  * - The plugin's disk cannot grow (1.32 has no way for a filter to resize
  *   it): the image must fit, and a write that needs more room fails with
- *   ENOSPC (blk-nbdkit.c).
+ *   ENOSPC (qed-embed.h).
  */
 #include <nbdkit-filter.h>
 
@@ -34,8 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "blk-nbdkit.h"
-#include "image.h"
+#include "nbdkit-storage.h"
+#include "qed-embed.h"
 #include "qed-nbdkit.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -44,6 +49,9 @@ static char *backing_path;   /* qed-backing=PATH: the backing file; owned */
 static char *backing_format; /* qed-backing-format=raw|qed; owned */
 static bool open_readonly;   /* qed-readonly=true */
 static QedExport export;     /* the image in the plugin's disk, shared by all connections */
+/* The server's thread model, from .get_ready (the most restrictive of the
+ * plugin's and every filter's); until then assume the most restrictive. */
+static int server_thread_model = NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS;
 
 static void qed_filter_unload(void)
 {
@@ -135,7 +143,7 @@ static void stop_listening(void)
 /* The plugin's disk must hold the header, the L1 table and every cluster
  * the tables refer to; anything less loses data or metadata. A reference
  * past the end of the disk is an invalid reference to the check. */
-static int check_container(QedImage *img, BlkDev *file)
+static int check_container(QedImage *img, uint64_t size)
 {
     QedCheckResult res;
     GError *err = NULL;
@@ -144,16 +152,15 @@ static int check_container(QedImage *img, BlkDev *file)
         g_error_free(err);
         return -1;
     }
-    int64_t size = blk_get_length(file);
     if (res.corruptions > 0) {
-        nbdkit_error("qed: the plugin's disk (%" PRIi64 " bytes) does not hold the image: "
+        nbdkit_error("qed: the plugin's disk (%" PRIu64 " bytes) does not hold the image: "
                      "%" PRIu64 " of its references %s past the end of the disk or %s "
                      "invalid (qemu-img check on the image says which)",
                      size, res.corruptions, res.corruptions == 1 ? "leads" : "lead",
                      res.corruptions == 1 ? "is" : "are");
         return -1;
     }
-    nbdkit_debug("qed: the plugin's disk has %" PRIi64 " bytes, the image uses %" PRIu64, size,
+    nbdkit_debug("qed: the plugin's disk has %" PRIu64 " bytes, the image uses %" PRIu64, size,
                  res.image_end_offset);
     return 0;
 }
@@ -163,13 +170,15 @@ static int check_container(QedImage *img, BlkDev *file)
  * context cannot cross the fork). */
 static int open_image(nbdkit_backend *backend)
 {
-    BlkDev *file = blk_nbdkit_open(backend, "the plugin's disk", true);
-    if (!file) {
+    NbdkitStorage *st = nbdkit_storage_open(backend, true, server_thread_model);
+    if (!st) {
         return -1;
     }
+    uint64_t size = nbdkit_storage_size(st);
     unsigned flags = QED_OPEN_NO_BACKING | QED_OPEN_READ_ONLY;
     GError *err = NULL;
-    QedImage *img = image_open_blk(file, "the plugin's disk", "qed", flags, &err);
+    QedImage *img = qed_open_storage(&nbdkit_storage_ops, st, size, "the plugin's disk", "qed",
+                                     flags, &err);
     if (!img) {
         nbdkit_error("qed: %s", err->message);
         g_error_free(err);
@@ -186,13 +195,19 @@ static int open_image(nbdkit_backend *backend)
     }
     if (backing_path) {
         const char *fmt = backing_format ? backing_format : info.backing_format;
-        if (image_attach_backing(img, backing_path, fmt, &err) < 0) {
+        if (qed_attach_backing(img, backing_path, fmt, &err) < 0) {
             nbdkit_error("qed: %s", err->message);
             g_error_free(err);
             return -1;
         }
     }
-    return check_container(img, file);
+    return check_container(img, size);
+}
+
+static int qed_filter_get_ready(int thread_model)
+{
+    server_thread_model = thread_model;
+    return 0;
 }
 
 static int qed_filter_after_fork(nbdkit_backend *backend)
@@ -329,6 +344,7 @@ static struct nbdkit_filter filter = {
     .unload = qed_filter_unload,
     .config = qed_filter_config,
     .config_help = qed_filter_config_help,
+    .get_ready = qed_filter_get_ready,
     .after_fork = qed_filter_after_fork,
     .cleanup = qed_filter_cleanup,
     .open = qed_filter_open,
