@@ -102,6 +102,17 @@ static int fault_truncate(BlkDev *dev, uint64_t length)
     return ret;
 }
 
+static int fault_allocate(BlkDev *dev, uint64_t offset, uint64_t len)
+{
+    bool lands;
+    int ret = next_request(dev, BLK_FAULT_WRITE, &lands);
+    if (ret == 0 || lands) {
+        int r = blk_allocate(to_fault(dev)->inner, offset, len);
+        ret = ret < 0 ? ret : r;
+    }
+    return ret;
+}
+
 static int fault_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     bool lands;
@@ -139,6 +150,7 @@ static const BlkOps blk_fault_ops = {
     .get_length = fault_get_length,
     .truncate = fault_truncate,
     .punch_zeroes = fault_punch_zeroes,
+    .allocate = fault_allocate,
     .allocated_bytes = fault_allocated_bytes,
     .data_status = fault_data_status,
     .close = fault_close,

@@ -86,6 +86,22 @@ static int log_truncate(BlkDev *dev, uint64_t length)
     return ret;
 }
 
+/* A reservation that grows the device is, for a power loss, a truncate to
+ * the new length (the new part reads as zeros): it is logged as one. */
+static int log_allocate(BlkDev *dev, uint64_t offset, uint64_t len)
+{
+    BlkLog *l = to_log(dev);
+    int64_t before = blk_get_length(l->inner);
+    if (before < 0) {
+        return (int)before;
+    }
+    int ret = blk_allocate(l->inner, offset, len);
+    if (ret == 0 && offset + len > (uint64_t)before) {
+        record(l, (BlkLogOp){ .kind = BLK_LOG_TRUNCATE, .offset = offset + len });
+    }
+    return ret;
+}
+
 static int log_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     BlkLog *l = to_log(dev);
@@ -116,6 +132,7 @@ static const BlkOps blk_log_ops = {
     .get_length = log_get_length,
     .truncate = log_truncate,
     .punch_zeroes = log_punch_zeroes,
+    .allocate = log_allocate,
     .close = log_close,
 };
 

@@ -101,6 +101,17 @@ static int mem_truncate(BlkDev *dev, uint64_t length)
     return ret;
 }
 
+/* Grows the device over [offset, offset+len) where that lies past its end
+ * (memory is always there: nothing else to reserve). */
+static int mem_allocate(BlkDev *dev, uint64_t offset, uint64_t len)
+{
+    BlkMem *m = to_mem(dev);
+    pthread_mutex_lock(&m->lock);
+    int ret = offset + len > m->length ? mem_grow_locked(m, offset + len) : 0;
+    pthread_mutex_unlock(&m->lock);
+    return ret;
+}
+
 static int mem_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
 {
     BlkMem *m = to_mem(dev);
@@ -133,6 +144,7 @@ static const BlkOps blk_mem_ops = {
     .get_length = mem_get_length,
     .truncate = mem_truncate,
     .punch_zeroes = mem_punch_zeroes,
+    .allocate = mem_allocate,
     .reopen = mem_reopen,
     .close = mem_close,
 };

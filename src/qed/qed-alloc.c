@@ -15,7 +15,7 @@
  *   1. NEED_CHECK is set and flushed before the first allocation after a
  *      clean state (qed_set_need_check, one thread at a time), so a torn
  *      update is always checked and a clean image has no leaks.
- *   2. The file is grown ahead of allocation in steps (ftruncate), and space
+ *   2. The file is grown ahead of allocation in steps (fallocate), and space
  *      is taken only below the length set. The commit makes that length
  *      durable (a flush) before an entry on the disk points into it: QEMU's
  *      check calls a cluster past the end of the file a corruption. The room
@@ -42,10 +42,30 @@
 #define ALLOC_MAX_BYTES (16u * 1024 * 1024)
 
 /* The room the file grows by ahead of allocation: an eighth of what is in
- * use, at least 1 MiB and at most 256 MiB (and always enough for the
- * request). The room is sparse, and cut when the image is marked clean. */
+ * use, at least 1 MiB and at most 64 MiB (and always enough for the
+ * request). It is reserved (fallocate), and cut when the image is marked
+ * clean. */
 #define GROW_MIN_BYTES (1ull << 20)
-#define GROW_MAX_BYTES (256ull << 20)
+#define GROW_MAX_BYTES (64ull << 20)
+
+/* Grows the file from length_set to target, reserving the new space
+ * (fallocate); where the file system cannot reserve, a truncate makes a
+ * hole. Reserved space matters: ext4 runs O_DIRECT writes into reserved
+ * (unwritten) blocks in parallel, but into holes one at a time under the
+ * inode lock, held until each write completes. A file system with less
+ * room than the step fails the allocation (ENOSPC): the step is at most
+ * GROW_MAX_BYTES. Called with grow_lock held. */
+static int grow_file(QedState *s, uint64_t target)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t from = s->length_set;
+    pthread_mutex_unlock(&s->lock);
+    int ret = blk_allocate(s->file, from, target - from);
+    if (ret == -ENOTSUP || ret == -EOPNOTSUPP) {
+        ret = blk_truncate(s->file, target);
+    }
+    return ret;
+}
 
 /* Makes the file at least end bytes long (its length set; the commit makes
  * it durable), growing it by a step. */
@@ -60,7 +80,7 @@ static int grow(QedState *s, uint64_t end)
     if (!enough) {
         uint64_t step = CLAMP(in_use / 8, GROW_MIN_BYTES, GROW_MAX_BYTES);
         uint64_t target = qed_round_up_cluster(s, end + step);
-        ret = blk_truncate(s->file, target);
+        ret = grow_file(s, target);
         if (ret == 0) {
             pthread_mutex_lock(&s->lock);
             s->length_set = MAX(s->length_set, target);
