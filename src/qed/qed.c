@@ -25,9 +25,9 @@ static int qed_drv_flush(QedImage *img)
     return ret;
 }
 
-static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
+static int pread_maint(QedState *s, void *buf, size_t len, uint64_t pos)
 {
-    QedState *s = qed_state(img);
+    QedImage *img = s->img;
     uint8_t *p = buf;
     while (len > 0) {
         QedExtent ext;
@@ -57,8 +57,47 @@ static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
     return 0;
 }
 
+/* Every request holds maint shared: a job that moves clusters (a reclaim)
+ * then never runs under a read or write that translated before it. */
+static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
+{
+    QedState *s = qed_state(img);
+    pthread_rwlock_rdlock(&s->maint);
+    int ret = pread_maint(s, buf, len, pos);
+    pthread_rwlock_unlock(&s->maint);
+    return ret;
+}
+
+/* After a write failed with ENOSPC: when zero writes gave clusters up this
+ * session, reclaims them (compaction moves the last clusters into the holes
+ * and cuts the file; qed-check.c) so that the write can be tried again, and
+ * returns true. The freed clusters are never handed out directly: a request
+ * that translated before the free could still write there, and a crash
+ * could leave the old entry beside the new one. Under maint exclusive no
+ * request is in flight, and the reclaim is crash safe. */
+static bool reclaim_after_enospc(QedState *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool freed = s->freed_clusters > 0;
+    pthread_mutex_unlock(&s->lock);
+    if (!freed) {
+        return false;
+    }
+    pthread_rwlock_wrlock(&s->maint);
+    bool done = false;
+    if (s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
+        done = qed_reclaim_excl(s) == 0;
+        if (done) {
+            s->freed_clusters = 0;
+        }
+    }
+    pthread_rwlock_unlock(&s->maint);
+    return done;
+}
+
 /* Writes buf (zeros when NULL) at pos: in place where clusters are
- * allocated, through the allocating path elsewhere. */
+ * allocated, through the allocating path elsewhere. Called with maint
+ * held shared. */
 static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
 {
     const uint8_t *p = buf;
@@ -76,9 +115,7 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
         } else if (!p && (ext.type == QED_EXTENT_ZERO || !s->img->backing)) {
             done = (int64_t)ext.length; /* reads as zeros already */
         } else {
-            pthread_rwlock_rdlock(&s->maint);
             done = qed_alloc_write(s, p, pos, len);
-            pthread_rwlock_unlock(&s->maint);
         }
         if (done < 0) {
             return (int)done;
@@ -100,7 +137,14 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
     if (blk_failed(s->file)) {
         return -EIO;
     }
-    return write_range(s, buf, len, pos);
+    for (int attempt = 0;; attempt++) {
+        pthread_rwlock_rdlock(&s->maint);
+        int ret = write_range(s, buf, len, pos);
+        pthread_rwlock_unlock(&s->maint);
+        if (ret != -ENOSPC || attempt > 0 || !reclaim_after_enospc(s)) {
+            return ret;
+        }
+    }
 }
 
 /* Writes zeros over a partial cluster that is unallocated in an image
@@ -108,9 +152,7 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
 static int alloc_zeros(QedState *s, uint64_t len, uint64_t pos)
 {
     while (len > 0) {
-        pthread_rwlock_rdlock(&s->maint);
         int64_t done = qed_alloc_write(s, NULL, pos, len);
-        pthread_rwlock_unlock(&s->maint);
         if (done < 0) {
             return (int)done;
         }
@@ -125,16 +167,13 @@ static int alloc_zeros(QedState *s, uint64_t len, uint64_t pos)
  * unallocated under a backing file, copied on write with zeros). With
  * QED_WRITE_ZERO_CLUSTERS, unallocated clusters are zeroed as under a
  * backing file. A data cluster given up this way is leaked until close
- * reclaims it. */
-static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsigned flags)
+ * (or a write that finds the file system or container full) reclaims it.
+ * Called with maint held shared. */
+static int zeroes_maint(QedState *s, uint64_t len, uint64_t pos, unsigned flags)
 {
-    QedState *s = qed_state(img);
     /* Whether unallocated clusters may read differently later. */
     bool shadowed = s->img->backing || (flags & QED_WRITE_ZERO_CLUSTERS);
     uint64_t want = shadowed ? QED_L2_ENTRY_ZERO : 0;
-    if (blk_failed(s->file)) {
-        return -EIO;
-    }
     while (len > 0) {
         QedExtent ext;
         int ret = qed_find_cluster(s, pos, len, &ext);
@@ -148,7 +187,6 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
         if (whole && !reads_zero) {
             n = qed_start_of_cluster(s, n);
             uint64_t span = n;
-            pthread_rwlock_rdlock(&s->maint);
             qed_range_take(s, pos, pos + span);
             /* Look again, owning the clusters: the run may have changed. */
             QedExtent now;
@@ -165,7 +203,6 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
                 n = 0; /* changed under us: go round again */
             }
             qed_range_give(s, pos, pos + span);
-            pthread_rwlock_unlock(&s->maint);
         } else if (reads_zero) {
             /* nothing to do */
         } else {
@@ -183,6 +220,22 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
         len -= n;
     }
     return 0;
+}
+
+static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsigned flags)
+{
+    QedState *s = qed_state(img);
+    if (blk_failed(s->file)) {
+        return -EIO;
+    }
+    for (int attempt = 0;; attempt++) {
+        pthread_rwlock_rdlock(&s->maint);
+        int ret = zeroes_maint(s, len, pos, flags);
+        pthread_rwlock_unlock(&s->maint);
+        if (ret != -ENOSPC || attempt > 0 || !reclaim_after_enospc(s)) {
+            return ret;
+        }
+    }
 }
 
 static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
@@ -234,7 +287,11 @@ out:
 
 static int qed_drv_block_status(QedImage *img, uint64_t offset, uint64_t len, QedExtent *ext)
 {
-    return qed_find_cluster(qed_state(img), offset, len, ext);
+    QedState *s = qed_state(img);
+    pthread_rwlock_rdlock(&s->maint); /* (no reclaim moves the clusters meanwhile) */
+    int ret = qed_find_cluster(s, offset, len, ext);
+    pthread_rwlock_unlock(&s->maint);
+    return ret;
 }
 
 static uint64_t qed_drv_get_size(QedImage *img)
