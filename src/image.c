@@ -367,7 +367,8 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
 {
     g_return_val_if_fail(filename && opts, -EINVAL);
     const char *format = opts->format ? opts->format : "qed";
-    if (strcmp(format, "qed") != 0 && strcmp(format, "raw") != 0) {
+    const ImageDriver *drv = find_driver(format);
+    if (!drv || !drv->create) {
         g_set_error(errp, QED_ERROR, EINVAL, "%s: Unknown driver '%s'", filename, format);
         return -EINVAL;
     }
@@ -389,8 +390,7 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
                    opts->locking, &err);
     if (ret == 0) {
-        ret = strcmp(format, "raw") == 0 ? raw_format_create(file, opts, &err)
-                                         : qed_format_create(file, opts, &err);
+        ret = drv->create(file, opts, &err);
     }
     blk_close(file);
     if (ret < 0) {

@@ -65,6 +65,9 @@ struct ImageDriver {
     int (*make_empty)(QedImage *img, GError **errp);
     /* The longest backing file name the header holds (NULL: none). */
     uint32_t (*backing_name_max)(QedImage *img);
+    /* Writes a new image of this format into file, which qed_create has
+     * opened and locked (no QedImage exists yet). */
+    int (*create)(BlkDev *file, const QedCreateOptions *opts, GError **errp);
 };
 
 extern const ImageDriver qed_driver;
@@ -141,11 +144,6 @@ int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset);
 
 /* Sets *errp to "FILE: what: strerror" and returns ret (a -errno). */
 int image_error(QedImage *img, GError **errp, int ret, const char *what);
-
-/* Writes a new QED image into file (qed.c). */
-int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
-/* Makes file a raw image of opts->size bytes, preallocated as opts says (raw.c). */
-int raw_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
 
 /* The upper bound on backing chain length. */
 #define IMAGE_MAX_BACKING_DEPTH 32

@@ -270,4 +270,5 @@ const ImageDriver qed_driver = {
     .change_backing = qed_drv_change_backing,
     .make_empty = qed_drv_make_empty,
     .backing_name_max = qed_drv_backing_name_max,
+    .create = qed_format_create,
 };
