@@ -346,6 +346,27 @@ int image_attach_backing(QedImage *img, const char *path, const char *format, GE
     return set_backing(img, backing, err, errp);
 }
 
+bool image_has_backing(const QedImage *img)
+{
+    return img->backing != NULL;
+}
+
+uint64_t image_backing_size(const QedImage *img)
+{
+    return img->backing ? img->backing_size : 0;
+}
+
+int image_flush_backing_chain(QedImage *img)
+{
+    for (QedImage *b = img->backing; b; b = b->backing) {
+        int ret = b->drv->flush(b);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset)
 {
     QedImage *b = img->backing;

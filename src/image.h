@@ -139,8 +139,19 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
  * names in turn must stay beneath its directory (QED_OPEN_BACKING_CONFINED). */
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
+/* A driver reaches its backing chain through these calls only, never
+ * through img->backing: the chain belongs to this layer. */
+
+/* Does img have a backing image open (none without a backing file, or with
+ * QED_OPEN_NO_BACKING)? */
+bool image_has_backing(const QedImage *img);
+/* The virtual size of img's backing image as read at open; 0 without one. */
+uint64_t image_backing_size(const QedImage *img);
 /* Reads from the backing image, zeros where there is none or past its end. */
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset);
+/* Flushes every image of the chain below img, nearest first; stops at the
+ * first error. */
+int image_flush_backing_chain(QedImage *img);
 
 /* Sets *errp to "FILE: what: strerror" and returns ret (a -errno). */
 int image_error(QedImage *img, GError **errp, int ret, const char *what);

@@ -73,7 +73,7 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
             ret = p ? blk_pwrite(s->file, p, ext.length, ext.file_offset, BLK_TAG_DATA)
                     : blk_punch_zeroes(s->file, ext.file_offset, ext.length);
             done = ret < 0 ? ret : (int64_t)ext.length;
-        } else if (!p && (ext.type == QED_EXTENT_ZERO || !s->img->backing)) {
+        } else if (!p && (ext.type == QED_EXTENT_ZERO || !image_has_backing(s->img))) {
             done = (int64_t)ext.length; /* reads as zeros already */
         } else {
             pthread_rwlock_rdlock(&s->maint);
@@ -130,7 +130,7 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
 {
     QedState *s = qed_state(img);
     /* Whether unallocated clusters may read differently later. */
-    bool shadowed = s->img->backing || (flags & QED_WRITE_ZERO_CLUSTERS);
+    bool shadowed = image_has_backing(s->img) || (flags & QED_WRITE_ZERO_CLUSTERS);
     uint64_t want = shadowed ? QED_L2_ENTRY_ZERO : 0;
     if (blk_failed(s->file)) {
         return -EIO;
@@ -172,7 +172,7 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
             /* A partial cluster: zeroed in place, or copied on write with
              * zeros from under a backing file. */
             n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
-            ret = ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing
+            ret = ext.type == QED_EXTENT_UNALLOCATED && !image_has_backing(s->img)
                       ? alloc_zeros(s, n, pos)
                       : write_range(s, NULL, n, pos);
         }
@@ -206,8 +206,8 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     }
     /* The new part must not show the backing file (qed-resize.c). */
     uint64_t old = s->header.image_size;
-    if (size > old && img->backing && img->backing_size > old) {
-        ret = qed_zero_grown_excl(s, old, MIN(size, img->backing_size));
+    if (size > old && image_backing_size(img) > old) {
+        ret = qed_zero_grown_excl(s, old, MIN(size, image_backing_size(img)));
         if (ret < 0) {
             ret = image_error(img, errp, ret, "Failed to zero the grown part of the image");
             goto out;
