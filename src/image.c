@@ -346,6 +346,27 @@ int image_attach_backing(QedImage *img, const char *path, const char *format, GE
     return set_backing(img, backing, err, errp);
 }
 
+bool image_has_backing(const QedImage *img)
+{
+    return img->backing != NULL;
+}
+
+uint64_t image_backing_size(const QedImage *img)
+{
+    return img->backing ? img->backing_size : 0;
+}
+
+int image_flush_backing_chain(QedImage *img)
+{
+    for (QedImage *b = img->backing; b; b = b->backing) {
+        int ret = b->drv->flush(b);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset)
 {
     QedImage *b = img->backing;
@@ -367,7 +388,8 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
 {
     g_return_val_if_fail(filename && opts, -EINVAL);
     const char *format = opts->format ? opts->format : "qed";
-    if (strcmp(format, "qed") != 0 && strcmp(format, "raw") != 0) {
+    const ImageDriver *drv = find_driver(format);
+    if (!drv || !drv->create) {
         g_set_error(errp, QED_ERROR, EINVAL, "%s: Unknown driver '%s'", filename, format);
         return -EINVAL;
     }
@@ -389,8 +411,7 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
     ret = blk_lock(file, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
                    opts->locking, &err);
     if (ret == 0) {
-        ret = strcmp(format, "raw") == 0 ? raw_format_create(file, opts, &err)
-                                         : qed_format_create(file, opts, &err);
+        ret = drv->create(file, opts, &err);
     }
     blk_close(file);
     if (ret < 0) {

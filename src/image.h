@@ -65,6 +65,9 @@ struct ImageDriver {
     int (*make_empty)(QedImage *img, GError **errp);
     /* The longest backing file name the header holds (NULL: none). */
     uint32_t (*backing_name_max)(QedImage *img);
+    /* Writes a new image of this format into file, which qed_create has
+     * opened and locked (no QedImage exists yet). */
+    int (*create)(BlkDev *file, const QedCreateOptions *opts, GError **errp);
 };
 
 extern const ImageDriver qed_driver;
@@ -136,16 +139,22 @@ QedImage *image_open_blk(BlkDev *file, const char *name, const char *format, uns
  * names in turn must stay beneath its directory (QED_OPEN_BACKING_CONFINED). */
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
+/* A driver reaches its backing chain through these calls only, never
+ * through img->backing: the chain belongs to this layer. */
+
+/* Does img have a backing image open (none without a backing file, or with
+ * QED_OPEN_NO_BACKING)? */
+bool image_has_backing(const QedImage *img);
+/* The virtual size of img's backing image as read at open; 0 without one. */
+uint64_t image_backing_size(const QedImage *img);
 /* Reads from the backing image, zeros where there is none or past its end. */
 int image_read_backing(QedImage *img, void *buf, size_t len, uint64_t offset);
+/* Flushes every image of the chain below img, nearest first; stops at the
+ * first error. */
+int image_flush_backing_chain(QedImage *img);
 
 /* Sets *errp to "FILE: what: strerror" and returns ret (a -errno). */
 int image_error(QedImage *img, GError **errp, int ret, const char *what);
-
-/* Writes a new QED image into file (qed.c). */
-int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
-/* Makes file a raw image of opts->size bytes, preallocated as opts says (raw.c). */
-int raw_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
 
 /* The upper bound on backing chain length. */
 #define IMAGE_MAX_BACKING_DEPTH 32

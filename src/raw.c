@@ -182,7 +182,8 @@ static int preallocate(BlkDev *file, uint64_t size, const char *mode)
     return blk_truncate(file, size);
 }
 
-int raw_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
+/* Makes file a raw image of opts->size bytes, preallocated as opts says. */
+static int raw_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
 {
     const char *mode = opts->preallocation ? opts->preallocation : "off";
     if (strcmp(mode, "off") != 0 && strcmp(mode, "falloc") != 0 && strcmp(mode, "full") != 0) {
@@ -229,4 +230,5 @@ const ImageDriver raw_driver = {
     .get_info = raw_get_info,
     .shutdown = raw_shutdown,
     .reopen = raw_reopen,
+    .create = raw_create,
 };

@@ -270,7 +270,7 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
     uint64_t cend = qed_round_up_cluster(s, end);
     uint64_t n = (cend - cstart) / cs;
     uint32_t l1_index = qed_l1_index(s, pos);
-    bool cow = ext->type == QED_EXTENT_UNALLOCATED && s->img->backing;
+    bool cow = ext->type == QED_EXTENT_UNALLOCATED && image_has_backing(s->img);
     /* In a container of fixed length the space past the image may hold old
      * data: new clusters are written whole there. */
     bool whole = cow || s->file->fixed_length;

@@ -24,18 +24,6 @@
 #include <errno.h>
 #include <string.h>
 
-/* Flushes every writable image of the chain below img. */
-static int flush_backing_chain(QedImage *img)
-{
-    for (QedImage *b = img->backing; b; b = b->backing) {
-        int ret = b->drv->flush(b);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return 0;
-}
-
 /* Forgets every L2 table and points nothing anywhere (with the L1 table
  * on disk all zeros). Called with maint held exclusive and no request in flight. */
 static int forget_tables_locked(QedState *s, uint64_t end)
@@ -59,7 +47,7 @@ static int make_empty_locked(QedState *s)
     /* (Queued entries first: the tables are forgotten below.) */
     int ret = qed_commit(s, false);
     if (ret == 0) {
-        ret = flush_backing_chain(s->img);
+        ret = image_flush_backing_chain(s->img);
     }
     if (ret == 0) {
         ret = qed_set_need_check(s);

@@ -199,6 +199,8 @@ static inline uint32_t qed_l1_nelems_for(const QedState *s, uint64_t image_size)
 }
 
 /* qed-create.c */
+/* The driver's create: writes a new QED image into file. */
+int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp);
 uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
 bool qed_cluster_size_valid(uint32_t cluster_size);
 bool qed_table_size_valid(uint32_t table_size);

@@ -112,7 +112,7 @@ static int write_range(QedState *s, const void *buf, uint64_t len, uint64_t pos)
             ret = p ? blk_pwrite(s->file, p, ext.length, ext.file_offset, BLK_TAG_DATA)
                     : blk_punch_zeroes(s->file, ext.file_offset, ext.length);
             done = ret < 0 ? ret : (int64_t)ext.length;
-        } else if (!p && (ext.type == QED_EXTENT_ZERO || !s->img->backing)) {
+        } else if (!p && (ext.type == QED_EXTENT_ZERO || !image_has_backing(s->img))) {
             done = (int64_t)ext.length; /* reads as zeros already */
         } else {
             done = qed_alloc_write(s, p, pos, len);
@@ -172,7 +172,7 @@ static int alloc_zeros(QedState *s, uint64_t len, uint64_t pos)
 static int zeroes_maint(QedState *s, uint64_t len, uint64_t pos, unsigned flags)
 {
     /* Whether unallocated clusters may read differently later. */
-    bool shadowed = s->img->backing || (flags & QED_WRITE_ZERO_CLUSTERS);
+    bool shadowed = image_has_backing(s->img) || (flags & QED_WRITE_ZERO_CLUSTERS);
     uint64_t want = shadowed ? QED_L2_ENTRY_ZERO : 0;
     while (len > 0) {
         QedExtent ext;
@@ -209,7 +209,7 @@ static int zeroes_maint(QedState *s, uint64_t len, uint64_t pos, unsigned flags)
             /* A partial cluster: zeroed in place, or copied on write with
              * zeros from under a backing file. */
             n = MIN(n, s->cluster_size - qed_offset_into_cluster(s, pos));
-            ret = ext.type == QED_EXTENT_UNALLOCATED && !s->img->backing
+            ret = ext.type == QED_EXTENT_UNALLOCATED && !image_has_backing(s->img)
                       ? alloc_zeros(s, n, pos)
                       : write_range(s, NULL, n, pos);
         }
@@ -259,8 +259,8 @@ static int qed_drv_resize(QedImage *img, uint64_t size, GError **errp)
     }
     /* The new part must not show the backing file (qed-resize.c). */
     uint64_t old = s->header.image_size;
-    if (size > old && img->backing && img->backing_size > old) {
-        ret = qed_zero_grown_excl(s, old, MIN(size, img->backing_size));
+    if (size > old && image_backing_size(img) > old) {
+        ret = qed_zero_grown_excl(s, old, MIN(size, image_backing_size(img)));
         if (ret < 0) {
             ret = image_error(img, errp, ret, "Failed to zero the grown part of the image");
             goto out;
@@ -327,4 +327,5 @@ const ImageDriver qed_driver = {
     .change_backing = qed_drv_change_backing,
     .make_empty = qed_drv_make_empty,
     .backing_name_max = qed_drv_backing_name_max,
+    .create = qed_format_create,
 };

@@ -219,7 +219,7 @@ static void setup_init(Setup *su, const Workload *w)
                             .table_size = 1,
                             .backing_file = su->backing,
                             .backing_format = "raw" };
-    TU_OK(qed_format_create(mem, &co, &tu_err));
+    TU_OK(qed_driver.create(mem, &co, &tu_err));
     su->fresh.bytes = blk_mem_contents(mem);
     blk_close(mem);
     if (w->fixed_length) {
@@ -742,7 +742,7 @@ static GBytes *new_image_bytes(void)
 {
     BlkDev *mem = blk_mem_new(NAME, NULL, 0);
     QedCreateOptions co = { .size = 4u << 20, .cluster_size = 65536, .table_size = 2 };
-    TU_OK(qed_format_create(mem, &co, &tu_err));
+    TU_OK(qed_driver.create(mem, &co, &tu_err));
     GBytes *bytes = blk_mem_contents(mem);
     blk_close(mem);
     return bytes;
