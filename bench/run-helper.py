@@ -117,15 +117,16 @@ def report(tsv, json_path, meta):
     out = {"conditions": meta, "workloads": {}}
     print(f"== {meta}")
     print()
-    print("times in seconds, median of the repetitions (n); ours = qed-img on qed")
+    timed = [wl for wl in wls if not wl.startswith(("W8", "M1"))]
+    if timed:
+        print("times in seconds, median of the repetitions (n); ours = qed-img on qed")
     hdr = f"{'id':5} {'raw':>9} {'qcow2':>9} {'qemu-qed':>9} {'ours':>9} {'n':>2}" \
           f" {'ours/raw':>9} {'qemu/ours':>9}  {'target':38} met"
-    print(hdr)
-    print("-" * len(hdr))
-    stat_lines = []
-    for wl in wls:
-        if wl.startswith("W8") or wl.startswith("M1"):
-            continue
+    if timed:
+        print(hdr)
+        print("-" * len(hdr))
+    stat_lines, notes = [], []
+    for wl in timed:
         v, n = {}, 0
         for c in cols:
             v[c], k = median_of(rows, "time", wl, c)
@@ -152,7 +153,10 @@ def report(tsv, json_path, meta):
             stat_lines.append(s)
         for note in [r[4] for r in rows if r[0] == "note" and r[1] == wl]:
             entry.setdefault("notes", []).append(note)
+            notes.append(f"  {wl}: {note}")
         out["workloads"][wl] = entry
+    if notes:
+        print("\n".join(notes))
     if stat_lines:
         print()
         print("I/O per request (W6: per run) of one extra run of each, untimed:")

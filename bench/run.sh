@@ -96,7 +96,12 @@ outdir=$BUILD/bench-results
 mkdir -p "$outdir"
 json=$outdir/bench-$(date +%Y%m%d-%H%M%S).json
 
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }
+# record KIND WORKLOAD COLUMN REP VALUE...: one line of the results.
+record() {
+    local kind=$1 w=$2 col=$3 rep=$4 IFS=" "
+    shift 4
+    printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$w" "$col" "$rep" "$*" >>"$results"
+}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # Counts that QUICK=1 shrinks.
@@ -429,8 +434,8 @@ run_w8() {
 #    table; written sparsely (the tables' zero entries are holes) by
 #    Python, the format's bytes as QEMU writes them. Read: one 4 KiB read in
 #    each table's allocated cluster, the tables in random order.
-# b) a QED image with 64 MiB clusters and table_size 16 (its L1 table alone
-#    is 1 GiB), made by qemu-img create; one 512-byte read.
+# b) a 1 TiB QED image with 64 MiB clusters and table_size 16 (its L1 table
+#    alone is 1 GiB), empty; one 512-byte read.
 m1_images() {
     [ -f "$cache/m1a.qed" ] || python3 - "$cache/m1a.qed.tmp" <<'PY'
 import struct, sys
@@ -455,8 +460,16 @@ with open(path, 'wb') as f:
     f.truncate(pos)
 PY
     [ -f "$cache/m1a.qed" ] || mv "$cache/m1a.qed.tmp" "$cache/m1a.qed"
-    [ -f "$cache/m1b.qed" ] ||
-        qemu-img create -q -f qed -o cluster_size=64M,table_size=16 "$cache/m1b.qed" 64T
+    # b) by Python too, sparse: qemu-img cannot create (nor open) it, its
+    # size limit overflows with this geometry; qed-img create writes the same
+    # bytes (and the zeros of the L1 table).
+    [ -f "$cache/m1b.qed" ] || python3 - "$cache/m1b.qed" <<'PY'
+import struct, sys
+cs, ts = 64 << 20, 16
+with open(sys.argv[1], 'wb') as f:
+    f.write(struct.pack('<IIIIQQQQQII', 0x00444551, cs, ts, 1, 0, 0, 0, cs, 1 << 40, 0, 0))
+    f.truncate((1 + ts) * cs)          # the header cluster and a zero L1 table
+PY
     # The reads of a), in a fixed random order: table t's cluster is entry
     # t mod 32768 of table t.
     python3 - "$work/m1a.cmds" "$m1_step" <<'PY'
@@ -473,13 +486,18 @@ PY
 }
 
 run_m1() {
-    local rep col case_ tool kib t0 t1
+    local rep col case_ kib t0 t1
     log "M1: building the images"
     m1_images
-    "$OURS_IMG" check -f qed "$cache/m1a.qed" >/dev/null ||
-        die "M1: the 64 TiB image does not check clean"
-    qemu-img check -f qed "$cache/m1a.qed" >/dev/null ||
-        die "M1: the 64 TiB image does not check clean in qemu-img"
+    # Exit 3 is leaks only: qemu-img counts false leaks past cluster_size - 1
+    # clusters (docs/format.md).
+    local tool status
+    for tool in "$OURS_IMG" qemu-img; do
+        status=0
+        "$tool" check -f qed "$cache/m1a.qed" >/dev/null || status=$?
+        [ "$status" -eq 0 ] || [ "$status" -eq 3 ] ||
+            die "M1: $tool check of the 64 TiB image exits $status"
+    done
     log "M1: peak RSS, $REPS repetitions"
     for case_ in M1a M1b; do
         local img=$cache/m1a.qed cmds=$work/m1a.cmds
@@ -490,8 +508,13 @@ run_m1() {
                 tool=$QED_IO
                 [ "$col" = ours ] || tool=qemu-io
                 t0=$(date +%s%N)
-                /usr/bin/time -o "$work/rss" -f %M "$tool" -r -t none -f qed "$img" \
-                    <"$cmds" >"$work/m1.out" 2>&1 || die "M1 $col: $tool failed: $(tail -n3 "$work/m1.out")"
+                if ! /usr/bin/time -o "$work/rss" -f %M "$tool" -r -t none -f qed "$img" \
+                    <"$cmds" >"$work/m1.out" 2>&1; then
+                    [ "$col" = ours ] && die "M1: $tool failed: $(tail -n3 "$work/m1.out")"
+                    [ "$rep" -gt 1 ] || record note "$case_" "$col" "qemu-io fails:" \
+                        "$(grep -m1 -v '^qemu-io>' "$work/m1.out" | sed 's/qemu-io> //g')"
+                    continue
+                fi
                 t1=$(date +%s%N)
                 kib=$(tail -n1 "$work/rss")
                 record rss "$case_" "$col" "$rep" "$kib"
