@@ -45,20 +45,15 @@ def strace_counts(path):
 
 
 def ours_stats(path):
-    """Per-request writes and flushes from `qed-img bench --stats`: the first
-    number on a line naming writes, and on one naming flushes."""
-    w = f = None
+    """writes_per_request and flushes_per_request of `qed-img bench --stats`
+    (its "name: value" lines, from qed_get_stats)."""
+    got = {}
     with open(path, errors="replace") as fh:
         for line in fh:
-            low = line.lower()
-            nums = re.findall(r"\d+(?:\.\d+)?", low)
-            if not nums or "per request" not in low and "/req" not in low:
-                continue
-            if "write" in low and w is None:
-                w = nums[-1] if "flush" not in low else nums[0]
-            if "flush" in low and f is None:
-                f = nums[-1]
-    return w or "-", f or "-"
+            m = re.match(r"^\s*(writes_per_request|flushes_per_request):\s*([\d.]+)", line)
+            if m:
+                got[m.group(1)] = m.group(2)
+    return got.get("writes_per_request", "-"), got.get("flushes_per_request", "-")
 
 
 # Targets of the issue: (text, check(values) -> True/False/None).
