@@ -351,29 +351,41 @@ wait_server() {
 fio_phase() {
     fio --name=w8 --ioengine=nbd --uri="nbd+unix:///?socket=$sock" --rw="$1" --bs=4k \
         --iodepth=16 --size=256g --time_based --runtime="$w8_seconds" --randrepeat=1 \
-        --norandommap --output-format=json --output="$2" >/dev/null 2>&1 || true
+        --norandommap --output-format=json --status-interval=1 --output="$2" \
+        >/dev/null 2>&1 || true
 }
 
-# fio_iops RW JSON: the IOPS of RW in fio's JSON, counted as done I/Os over
-# the run time (so a run cut short by a dead server counts until then);
-# prints "IOPS TOTAL_IOS".
+# fio_iops RW JSON: the IOPS of RW in fio's output, counted as the I/Os
+# done over the time the job ran; fio prints its state every second
+# (--status-interval), so a run cut short by a dead server, after which fio
+# prints no final report, counts until the last state. Prints "IOPS IOS".
 fio_iops() {
     python3 - "$1" "$2" <<'PY'
-import json, sys
+import json, os, sys
 rw, path = sys.argv[1], sys.argv[2]
+text = open(path, errors="replace").read() if os.path.exists(path) else ""
+dec, pos, last = json.JSONDecoder(), 0, None
+while True:
+    start = text.find("{", pos)
+    if start < 0:
+        break
+    try:
+        obj, pos = dec.raw_decode(text, start)
+        if "jobs" in obj:
+            last = obj
+    except ValueError:
+        break
 try:
-    t = open(path).read()
-    j = json.loads(t[t.index("{"):])["jobs"][0]
-    d = j["write" if rw == "randwrite" else "read"]
-    ms = d["runtime"] or j.get("job_runtime") or 0
-    print(f"{d['total_ios'] * 1000 / ms:.0f} {d['total_ios']}" if ms else "0 0")
-except (ValueError, KeyError, IndexError):
+    j = last["jobs"][0]
+    ios, ms = j["write" if rw == "randwrite" else "read"]["total_ios"], j["job_runtime"]
+    print(f"{ios * 1000 / ms:.0f} {ios}" if ms else "0 0")
+except (TypeError, KeyError, IndexError):
     print("0 0")
 PY
 }
 
 run_w8() {
-    local rep col img status wi wn ri rn alloc
+    local rep col img status wi wn ri alloc
     sock=$work/nbd.sock
     log "W8: fio nbd, ${w8_seconds} s randwrite then ${w8_seconds} s randread per server," \
         "fresh 256 GiB image each, $REPS repetitions"
@@ -394,9 +406,9 @@ run_w8() {
             read -r wi wn < <(fio_iops randwrite "$work/fio-w.json")
             if kill -0 "$server" 2>/dev/null; then
                 fio_phase randread "$work/fio-r.json"
-                read -r ri rn < <(fio_iops randread "$work/fio-r.json")
+                read -r ri _ < <(fio_iops randread "$work/fio-r.json")
             else
-                ri=0 rn=0
+                ri=0
             fi
             status=0
             if kill -0 "$server" 2>/dev/null; then
@@ -414,9 +426,13 @@ run_w8() {
             if [ "$col" = raw ]; then
                 alloc=$(($(stat -c '%b * %B' "$img") / 4096))
             else
-                alloc=$(qemu-img check --output=json -f qed "$img" 2>/dev/null |
-                    python3 -c 'import json,sys; print(json.load(sys.stdin).get("allocated-clusters", 0))' ||
-                    echo 0)
+                # (after an abort check may find leaks and exit nonzero)
+                qemu-img check --output=json -f qed "$img" >"$work/check.json" 2>/dev/null || true
+                alloc=$(python3 -c 'import json, sys
+try:
+    print(json.load(open(sys.argv[1])).get("allocated-clusters", 0))
+except ValueError:
+    print(0)' "$work/check.json")
             fi
             record iops_w W8 "$col" "$rep" "$wi"
             record iops_r W8 "$col" "$rep" "$ri"
