@@ -111,9 +111,9 @@ def report(tsv, json_path, meta):
     cols = ["raw", "qcow2", "qemu-qed", "ours"]
     out = {"conditions": meta, "workloads": {}}
     print(f"== {meta}")
-    print()
     timed = [wl for wl in wls if not wl.startswith(("W8", "M1"))]
     if timed:
+        print()
         print("times in seconds, median of the repetitions (n); ours = qed-img on qed")
     hdr = f"{'id':5} {'raw':>9} {'qcow2':>9} {'qemu-qed':>9} {'ours':>9} {'n':>2}" \
           f" {'ours/raw':>9} {'qemu/ours':>9}  {'target':38} met"

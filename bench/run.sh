@@ -231,7 +231,7 @@ run_bench_workload() {
         read -r wr fl ur < <($helper strace "$work/strace")
         record wpr "$w" "$col" 0 "$(awk -v a="$wr" -v n="$count" 'BEGIN { printf "%.3f", a / n }')"
         record fpr "$w" "$col" 0 "$(awk -v a="$fl" -v n="$count" 'BEGIN { printf "%.3f", a / n }')"
-        [ "$ur" -eq 0 ] || record note "$w" "$col" "$ur io_uring_enter calls (not counted)"
+        [ "$ur" -eq 0 ] || record note "$w" "$col" 0 "$ur io_uring_enter calls (not counted)"
         if [ "${#extra[@]}" -gt 0 ]; then
             read -r wr fl < <($helper stats "$work/stats.out")
             record owpr "$w" "$col" 0 "$wr"
@@ -295,7 +295,7 @@ run_w6() {
         read -r wr fl ur < <($helper strace "$work/strace")
         record wpr W6 "$col" 0 "$wr"
         record fpr W6 "$col" 0 "$fl"
-        [ "$ur" -eq 0 ] || record note W6 "$col" "$ur io_uring_enter calls (not counted)"
+        [ "$ur" -eq 0 ] || record note W6 "$col" 0 "$ur io_uring_enter calls (not counted)"
         rm -f "$work/w6.$col"
     done
 }
@@ -316,7 +316,7 @@ run_w7() {
         sync
         mv "$img.tmp" "$img"
         t1=$(date +%s%N)
-        record note W7 qemu-qed "image written by qemu-img bench -t unsafe and synced in" \
+        record note W7 qemu-qed 0 "image written by qemu-img bench -t unsafe and synced in" \
             "$(((t1 - t0) / 1000000)) ms ($(du -h "$img" | cut -f1) on disk)"
     fi
     log "W7: check, $REPS repetitions (warm page cache)"
@@ -416,7 +416,7 @@ run_w8() {
                 wait "$server" 2>/dev/null || true
             else
                 wait "$server" 2>/dev/null || status=$?
-                record note W8 "$col" "the server died (exit $status) during the run:" \
+                record note W8 "$col" 0 "the server died (exit $status) during the run:" \
                     "IOPS are until then ($(grep -m1 -i 'assert\|abort' "$work/server.log" ||
                         tail -n1 "$work/server.log"))"
             fi
@@ -527,7 +527,7 @@ run_m1() {
                 if ! /usr/bin/time -o "$work/rss" -f %M "$tool" -r -t none -f qed "$img" \
                     <"$cmds" >"$work/m1.out" 2>&1; then
                     [ "$col" = ours ] && die "M1: $tool failed: $(tail -n3 "$work/m1.out")"
-                    [ "$rep" -gt 1 ] || record note "$case_" "$col" "qemu-io fails:" \
+                    [ "$rep" -gt 1 ] || record note "$case_" "$col" 0 "qemu-io fails:" \
                         "$(grep -m1 -v '^qemu-io>' "$work/m1.out" | sed 's/qemu-io> //g')"
                     continue
                 fi
@@ -540,7 +540,7 @@ run_m1() {
             done
         done
     done
-    record note M1a ours "$(wc -l <"$work/m1a.cmds") reads of 4 KiB, one in each of" \
+    record note M1a ours 0 "$(wc -l <"$work/m1a.cmds") reads of 4 KiB, one in each of" \
         "$(wc -l <"$work/m1a.cmds") L2 tables in random order, qed-io/qemu-io -r -t none, commands on stdin"
 }
 
