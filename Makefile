@@ -4,7 +4,7 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps check check-asan demo install clean fuzz tsan
+.PHONY: all deps check check-asan demo install clean fuzz tsan bench
 FUZZ_SECONDS ?= 60
 
 all: $(BUILD)/build.ninja
@@ -35,8 +35,18 @@ fuzz: deps
 tsan: deps
 	sh scripts/tsan.sh
 
+# The benchmark table of docs/performance.md: BENCH_BUILD is a release build
+# of its own; WORKLOADS (e.g. "W1 W8") selects, REPS and QUICK=1 as in
+# bench/run.sh.
+BENCH_BUILD ?= build-bench
+WORKLOADS ?=
+bench: deps
+	@test -f $(BENCH_BUILD)/build.ninja || meson setup $(BENCH_BUILD) -Dbuildtype=release
+	ninja -C $(BENCH_BUILD)
+	bench/run.sh -B $(BENCH_BUILD) $(WORKLOADS)
+
 install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf build build-asan build-fuzz build-tsan
+	rm -rf build build-asan build-fuzz build-tsan build-bench
