@@ -21,7 +21,9 @@ extern "C" {
 /* 0.3.0: shrinking in qed_resize, qed_resize_preallocate, qed_change_backing_file,
  * qed_make_empty, qed_get_backing_name_max, QED_OPEN_NO_FLUSH, QED_OPEN_NO_SHARE,
  * QED_WRITE_ZERO_CLUSTERS, qed_check_progress (symbol version LIBQED_1.1). */
-#define LIBQED_VERSION "0.3.0"
+/* 0.4.0: allocating writes in parallel; their entries are durable after the
+ * next qed_flush (or a FUA write), as the data is; no new symbols. */
+#define LIBQED_VERSION "0.4.0"
 
 /* Errors are reported twice: a call returns -errno, and *errp (when not
  * NULL) receives a GError in QED_ERROR whose code is the positive errno
@@ -189,7 +191,12 @@ enum {
  * buf is zeroed before anything can fail. */
 int qed_pread(QedImage *img, void *buf, size_t len, uint64_t offset, GError **errp);
 
-/* Writes len bytes at any byte offset inside the virtual disk. */
+/* Writes len bytes at any byte offset inside the virtual disk. Calls may run
+ * in parallel from many threads, allocating writes too. A write is durable
+ * after the next qed_flush (or with QED_WRITE_FUA): until then a crash, even
+ * of the process alone, may lose it (an allocating write's table entries
+ * wait in memory for that flush, as qcow2's do in QEMU), never corrupt the
+ * image. */
 int qed_pwrite(QedImage *img, const void *buf, size_t len, uint64_t offset, unsigned flags,
                GError **errp);
 
@@ -203,7 +210,9 @@ int qed_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t offset, unsigned fla
 int qed_discard(QedImage *img, uint64_t len, uint64_t offset, GError **errp);
 
 /* Everything written before the call is on stable storage when it returns.
- * Once a flush of the image file has failed, the handle is failed: every
+ * Concurrent flushes share one metadata commit and one fdatasync. Once a
+ * flush of the image file (or a write of that commit) has failed, the
+ * handle is failed: every
  * later flush and write fails too (-EIO), and only a new qed_open of the
  * image can tell what reached the disk. Reads go on working. */
 int qed_flush(QedImage *img, GError **errp);
