@@ -24,8 +24,10 @@
  */
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blk/blk.h"
 #include "image.h"
@@ -37,6 +39,7 @@
 typedef struct Window {
     uint32_t first, end; /* sectors */
     uint32_t grain;      /* sectors per block; a block has one writer thread */
+    uint32_t stride;     /* sectors from one block to the next (0: grain) */
 } Window;
 
 typedef struct Workload {
@@ -349,7 +352,18 @@ static void compare_with_qemu(const Workload *w, size_t crash_at, const char *pa
                               const uint8_t *expect)
 {
     g_autofree char *flat = g_strdup_printf("%s.flat", path);
-    g_assert_true(g_file_set_contents(flat, (const char *)expect, (gssize)w->size, NULL));
+    /* Sparse: only the sectors that are not zeros are written. */
+    FILE *f = fopen(flat, "wb");
+    g_assert_nonnull(f);
+    g_assert_cmpint(ftruncate(fileno(f), (off_t)w->size), ==, 0);
+    static const uint8_t zeros[SECTOR];
+    for (uint64_t off = 0; off < w->size; off += SECTOR) {
+        if (memcmp(expect + off, zeros, SECTOR) != 0) {
+            g_assert_cmpint(fseeko(f, (off_t)off, SEEK_SET), ==, 0);
+            g_assert_cmpuint(fwrite(expect + off, 1, SECTOR, f), ==, SECTOR);
+        }
+    }
+    g_assert_cmpint(fclose(f), ==, 0);
     g_autofree char *cmd = g_strdup_printf("qemu-img compare -q -U -f qed -F raw '%s' '%s'", path,
                                            flat);
     int status = system(cmd);
@@ -357,6 +371,105 @@ static void compare_with_qemu(const Workload *w, size_t crash_at, const char *pa
         g_error("%s: crash at %zu: QEMU reads the state otherwise (%s: %d)", w->name, crash_at,
                 cmd, status);
     }
+}
+
+static uint64_t le64_at(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return GUINT64_FROM_LE(v);
+}
+
+/* The order of the log itself, as the commit promises it (qed-commit.c):
+ * an L1 entry is written only after its new table was written whole; an
+ * entry (L1 or L2) points only below the file length that a flush made
+ * durable before it; an L2 entry of a cluster whose copy-on-write data was
+ * written is written only after a flush that followed that data. */
+static void check_log_order(const Workload *w, BlkDev *log, GBytes *base)
+{
+    const uint8_t *hdr = g_bytes_get_data(base, NULL);
+    uint64_t l1_offset = le64_at(hdr + 40);
+    uint64_t table_bytes = (uint64_t)w->cluster_size * w->table_size;
+    uint64_t length = g_bytes_get_size(base), durable_length = length;
+    GHashTable *tables = g_hash_table_new(g_int64_hash, g_int64_equal); /* written whole */
+    GHashTable *cow = g_hash_table_new(g_int64_hash, g_int64_equal);    /* offset -> flushed */
+    size_t total = blk_log_count(log);
+    uint64_t *keys = g_new(uint64_t, total);
+    uint64_t l1_writes = 0, l2_writes = 0;
+    for (size_t i = 0; i < total; i++) {
+        const BlkLogOp *op = blk_log_op(log, i);
+        if (op->kind == BLK_LOG_FLUSH) {
+            durable_length = length;
+            GHashTableIter it;
+            gpointer k, v;
+            g_hash_table_iter_init(&it, cow);
+            while (g_hash_table_iter_next(&it, &k, &v)) {
+                g_hash_table_iter_replace(&it, GINT_TO_POINTER(1));
+            }
+            continue;
+        }
+        if (op->kind == BLK_LOG_TRUNCATE) {
+            length = op->offset;
+            continue;
+        }
+        if (op->kind != BLK_LOG_WRITE) {
+            continue;
+        }
+        if (op->tag == BLK_TAG_COW) {
+            for (uint64_t c = 0; c < op->len; c += w->cluster_size) {
+                uint64_t *key = g_new(uint64_t, 1);
+                *key = op->offset + c;
+                g_hash_table_replace(cow, key, GINT_TO_POINTER(0));
+            }
+        }
+        if (op->tag != BLK_TAG_L1 && op->tag != BLK_TAG_L2) {
+            continue;
+        }
+        g_assert_true(op->offset % 8 == 0 && op->len % 8 == 0);
+        bool is_l1 = op->tag == BLK_TAG_L1;
+        l1_writes += is_l1;
+        l2_writes += !is_l1;
+        if (is_l1) {
+            g_assert_cmpuint(op->offset, >=, l1_offset);
+            g_assert_cmpuint(op->offset + op->len, <=, l1_offset + table_bytes);
+        } else if (op->len == table_bytes) {
+            keys[i] = op->offset;
+            g_hash_table_add(tables, &keys[i]);
+        }
+        for (uint64_t e = 0; e < op->len; e += 8) {
+            uint64_t v = le64_at(op->data + e);
+            if (v <= 1) {
+                continue; /* unallocated or a zero cluster */
+            }
+            uint64_t span = is_l1 ? table_bytes : w->cluster_size;
+            if (v + span > durable_length) {
+                g_error("%s: log op %zu: %s entry points at %#" G_GINT64_MODIFIER
+                        "x, past the durable length %#" G_GINT64_MODIFIER "x",
+                        w->name, i, is_l1 ? "L1" : "L2", v, durable_length);
+            }
+            if (is_l1 && !g_hash_table_contains(tables, &v)) {
+                /* (tables of the base image: none, it is new) */
+                g_error("%s: log op %zu: the L1 entry points at table %#" G_GINT64_MODIFIER
+                        "x before it was written whole", w->name, i, v);
+            }
+            gpointer flushed;
+            if (!is_l1 && g_hash_table_lookup_extended(cow, &v, NULL, &flushed) && !flushed) {
+                g_error("%s: log op %zu: the L2 entry of cluster %#" G_GINT64_MODIFIER
+                        "x lands before a flush of its copy-on-write data", w->name, i, v);
+            }
+        }
+    }
+    g_assert_cmpuint(l1_writes, >, 0);
+    g_assert_cmpuint(l2_writes, >, 0);
+    g_hash_table_destroy(tables);
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, cow);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        g_free(k);
+    }
+    g_hash_table_destroy(cow);
+    g_free(keys);
 }
 
 /* About want crash points: half spread evenly over the log, half at
@@ -400,8 +513,8 @@ static void run_workload(gconstpointer data)
     GBytes *base = tu_file_bytes(path);
 
     Run run = { .w = w };
-    run.log = blk_log_new(
-        blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
+    BlkDev *inner = blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base));
+    run.log = blk_log_new(inner);
     GError *err = NULL;
     run.img = open_on(run.log, backing, &err);
     g_assert_no_error(err);
@@ -418,8 +531,8 @@ static void run_workload(gconstpointer data)
     uint32_t nblock = 0;
     for (int i = 0; i < 4 && w->windows[i].grain; i++) {
         const Window *win = &w->windows[i];
-        g_assert_true((win->end - win->first) % win->grain == 0);
-        for (uint32_t b = win->first; b < win->end; b += win->grain) {
+        uint32_t stride = win->stride ? win->stride : win->grain;
+        for (uint32_t b = win->first; b + win->grain <= win->end; b += stride) {
             g_array_append_val(workers[nblock++ % (uint32_t)w->nthreads].blocks, b);
         }
     }
@@ -431,12 +544,26 @@ static void run_workload(gconstpointer data)
         g_thread_join(threads[t]);
     }
     g_free(threads);
+    /* A last flush makes everything durable: the crash point at the end of
+     * the log must read every sector's last write. */
+    FlushOp last = { .start = tick(&run) };
+    TU_OK(qed_flush(run.img, &tu_err));
+    last.log_after = blk_log_count(run.log);
+    g_array_append_val(workers[0].flushes, last);
+    check_log_order(w, run.log, base);
 
     Model m;
     build_model(w, workers, run.log, &m);
     size_t total = blk_log_count(run.log);
     GArray *pts = crash_points(&m, total, (size_t)want / 3);
     GRand *rand = g_rand_new_with_seed(w->seed);
+    /* The log, replayed in its order, is the device: no two writes of one
+     * sector overlapped in time (they could land in either order). */
+    GBytes *replay = blk_log_crash_state(run.log, base, total, rand, SECTOR, NULL);
+    GBytes *device = blk_mem_contents(inner);
+    g_assert_true(g_bytes_equal(replay, device));
+    g_bytes_unref(replay);
+    g_bytes_unref(device);
     g_autofree char *state_path = tu_path("state.qed");
     uint8_t *disk = g_malloc(w->size);
     uint64_t states = 0, qemu_states = 0;
@@ -464,15 +591,19 @@ static void run_workload(gconstpointer data)
                 TU_OK(qed_pread(c, disk, w->size, 0, &tu_err));
             }
             for (int i = 0; i < 4 && w->windows[i].grain; i++) {
+                /* A window whole, or of one with gaps its blocks. */
                 const Window *win = &w->windows[i];
-                uint64_t woff = (uint64_t)win->first * SECTOR;
-                if (!sample) {
-                    TU_OK(qed_pread(c, disk + woff, (uint64_t)(win->end - win->first) * SECTOR,
-                                    woff, &tu_err));
-                }
-                for (uint32_t s = win->first; s < win->end; s++) {
-                    uint32_t cls = classify(w, crash_at, disk + (size_t)s * SECTOR, s);
-                    verify_sector(w, &m, crash_at, s, cls);
+                uint32_t len = win->stride ? win->grain : win->end - win->first;
+                uint32_t step = win->stride ? win->stride : len;
+                for (uint32_t b = win->first; b + len <= win->end; b += step) {
+                    uint64_t off = (uint64_t)b * SECTOR;
+                    if (!sample) {
+                        TU_OK(qed_pread(c, disk + off, (uint64_t)len * SECTOR, off, &tu_err));
+                    }
+                    for (uint32_t s = b; s < b + len; s++) {
+                        uint32_t cls = classify(w, crash_at, disk + (size_t)s * SECTOR, s);
+                        verify_sector(w, &m, crash_at, s, cls);
+                    }
                 }
             }
             if (sample) {
@@ -522,6 +653,10 @@ static const Workload workloads[] = {
       { { 7936, 8448, 2 }, { 16128, 16640, 32 }, { 24320, 24832, 2 }, { 1024, 1536, 32 } },
       13 },
     { "backing-one-table-8", 8u << 20, 4096, 2, true, 8, 90, { { 0, 4096, 2 } }, 14 },
+    /* Sixteen tables, each made while others are being made and committed:
+     * a new table's L1 entry shares its L1 sector with the others'. */
+    { "many-tables-16", 64u << 20, 4096, 2, false, 16, 50,
+      { { 0, 131072, 16, 4096 } }, 16 },
     /* table_size 1: a new table every 2 MiB (QEMU does not open these). */
     { "table1-backing-16", 8u << 20, 4096, 1, true, 16, 60,
       { { 3840, 4352, 2 }, { 8000, 8384, 32 }, { 12288, 12544, 2 } }, 15 },
