@@ -149,17 +149,6 @@ static char *make_backing(const Workload *w)
     return path;
 }
 
-/* Opens an image whose file is dev, attaching the backing file by path. */
-static QedImage *open_on(BlkDev *dev, const char *backing, GError **errp)
-{
-    QedImage *img = image_open_blk(dev, "crash.qed", "qed", QED_OPEN_NO_BACKING, errp);
-    if (img && backing && image_attach_backing(img, backing, "raw", errp) < 0) {
-        qed_close(img, NULL);
-        return NULL;
-    }
-    return img;
-}
-
 static gpointer worker_main(gpointer data)
 {
     Worker *k = data;
@@ -317,21 +306,8 @@ static void verify_sector(const Workload *w, const Model *m, size_t crash_at, ui
 static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, bool sample,
                             const char *path)
 {
-    gsize len = g_bytes_get_size(state) / w->cluster_size * w->cluster_size;
-    BlkDev *cut = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL), len);
-    GError *err = NULL;
-    QedImage *ro = image_open_blk(cut, "crash.qed", "qed",
-                                  QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
-    if (!ro) {
-        g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at, err->message);
-    }
-    QedCheckResult res;
-    TU_OK(qed_check(ro, 0, &res, &tu_err));
-    if (res.corruptions || res.check_errors) {
-        g_error("%s: crash at %zu: the state QEMU would see has %" G_GUINT64_FORMAT " corruptions",
-                w->name, crash_at, res.corruptions);
-    }
-    TU_OK(qed_close(ro, &tu_err));
+    g_autofree char *what = g_strdup_printf("%s: crash at %zu", w->name, crash_at);
+    tu_assert_state_consistent(state, w->cluster_size, what);
     if (!sample) {
         return;
     }
@@ -516,7 +492,7 @@ static void run_workload(gconstpointer data)
     BlkDev *inner = blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base));
     run.log = blk_log_new(inner);
     GError *err = NULL;
-    run.img = open_on(run.log, backing, &err);
+    run.img = tu_open_on_blk(run.log, backing, &err);
     g_assert_no_error(err);
 
     /* Blocks go round the threads in turn. */
@@ -576,7 +552,7 @@ static void run_workload(gconstpointer data)
             BlkDev *mem = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL),
                                       g_bytes_get_size(state));
             g_bytes_unref(state);
-            QedImage *c = open_on(mem, backing, &err);
+            QedImage *c = tu_open_on_blk(mem, backing, &err);
             if (!c) {
                 g_error("%s: crash at %zu/%zu: open failed: %s", w->name, crash_at, total,
                         err->message);
