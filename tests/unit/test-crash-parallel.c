@@ -14,12 +14,16 @@
  *     another offset's data or a sector torn inside;
  *   - read the same in QEMU (qemu-img compare against what we read, on a
  *     sample).
+ * The log itself must keep the commit's order (an L1 entry only after its
+ * table was written whole, every entry below the length a flush made
+ * durable, copy-on-write data flushed before its L2 entry), and replayed in
+ * its order it must be the device (no two writes of a sector overlapped).
  * Durability is what a thread can know without looking at the log: a write
  * that returned before a flush started (one atomic counter orders both) is
  * durable once that flush returned; a FUA write is durable when it returns.
  * Each sector has one writer thread, so its writes are ordered by that
  * thread's program order.
- * QED_CRASH_PAR_STATES=N sets the crash states per workload (default 900,
+ * QED_CRASH_PAR_STATES=N sets the crash states per workload (default 750,
  * 240 under a sanitizer).
  */
 #include "testutil.h"
@@ -473,10 +477,12 @@ static GArray *crash_points(const Model *m, size_t total, size_t want)
 static void run_workload(gconstpointer data)
 {
     const Workload *w = data;
-    int want = tu_env_int("QED_CRASH_PAR_STATES", tu_sanitized() ? 240 : 900);
+    int want = tu_env_int("QED_CRASH_PAR_STATES", tu_sanitized() ? 240 : 750);
     /* About 8 states per workload go to QEMU. */
     int every = MAX(want / 8, 1);
-    bool qemu_opens = w->table_size >= 2; /* (QEMU opens no image of table_size 1) */
+    /* (QEMU opens no image of table_size 1.) */
+    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
+    bool qemu_opens = w->table_size >= 2 && qemu_img;
     g_autofree char *backing = w->backing ? make_backing(w) : NULL;
     g_autofree char *name = g_strdup_printf("%s.qed", w->name);
     g_autofree char *path = tu_path(name);
@@ -595,7 +601,7 @@ static void run_workload(gconstpointer data)
             " crash states (%" G_GUINT64_FORMAT " also in QEMU)\n",
             w->name, w->nthreads, nwrites, total, nflush, states, qemu_states);
     g_assert_cmpuint(states, >=, (uint64_t)want / 2);
-    g_assert_true(!qemu_opens || tu_qemu_img_check(path) < 0 || qemu_states > 0);
+    g_assert_true(!qemu_opens || qemu_states > 0);
 
     TU_OK(qed_close(run.img, &tu_err));
     for (int t = 0; t < w->nthreads; t++) {
