@@ -427,8 +427,8 @@ int main(int argc, char **argv)
     g_test_add_func("/threads/reads-racing-cow-see-old-or-new",
                     test_reads_racing_cow_see_old_or_new);
     for (size_t i = 0; i < G_N_ELEMENTS(race_confs); i++) {
-        g_autofree char *name = g_strdup_printf("/threads/reads-racing-allocation-whole-sectors/%s",
-                                                race_confs[i].name);
+        g_autofree char *name = g_strdup_printf(
+            "/threads/reads-racing-allocation-whole-sectors/%s", race_confs[i].name);
         g_test_add_data_func(name, &race_confs[i], test_reads_racing_allocation_whole_sectors);
     }
     return g_test_run();

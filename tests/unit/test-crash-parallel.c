@@ -430,12 +430,14 @@ static void check_log_order(const Workload *w, BlkDev *log, GBytes *base)
             if (is_l1 && !g_hash_table_contains(tables, &v)) {
                 /* (tables of the base image: none, it is new) */
                 g_error("%s: log op %zu: the L1 entry points at table %#" G_GINT64_MODIFIER
-                        "x before it was written whole", w->name, i, v);
+                        "x before it was written whole",
+                        w->name, i, v);
             }
             gpointer flushed;
             if (!is_l1 && g_hash_table_lookup_extended(cow, &v, NULL, &flushed) && !flushed) {
                 g_error("%s: log op %zu: the L2 entry of cluster %#" G_GINT64_MODIFIER
-                        "x lands before a flush of its copy-on-write data", w->name, i, v);
+                        "x lands before a flush of its copy-on-write data",
+                        w->name, i, v);
             }
         }
     }
@@ -624,24 +626,69 @@ static void run_workload(gconstpointer data)
  * (requests over several clusters). */
 static const Workload workloads[] = {
     /* All threads in one L2 table, the table new. */
-    { "one-table-16", 8u << 20, 4096, 2, false, 16, 60,
-      { { 0, 2048, 2 }, { 4096, 6144, 32 } }, 11 },
+    { .name = "one-table-16",
+      .size = 8u << 20,
+      .cluster_size = 4096,
+      .table_size = 2,
+      .nthreads = 16,
+      .nops = 60,
+      .windows = { { 0, 2048, 2 }, { 4096, 6144, 32 } },
+      .seed = 11 },
     /* Across four tables, each new, windows straddling table boundaries. */
-    { "tables-12", 16u << 20, 4096, 2, false, 12, 70,
-      { { 7936, 8448, 32 }, { 16128, 16640, 2 }, { 24320, 24832, 32 }, { 1024, 1536, 2 } }, 12 },
+    { .name = "tables-12",
+      .size = 16u << 20,
+      .cluster_size = 4096,
+      .table_size = 2,
+      .nthreads = 12,
+      .nops = 70,
+      .windows = { { 7936, 8448, 32 },
+                   { 16128, 16640, 2 },
+                   { 24320, 24832, 32 },
+                   { 1024, 1536, 2 } },
+      .seed = 12 },
     /* Copy-on-write from a raw backing file (three quarters of the disk):
      * the data flush before the entries. */
-    { "backing-tables-12", 16u << 20, 4096, 2, true, 12, 70,
-      { { 7936, 8448, 2 }, { 16128, 16640, 32 }, { 24320, 24832, 2 }, { 1024, 1536, 32 } },
-      13 },
-    { "backing-one-table-8", 8u << 20, 4096, 2, true, 8, 90, { { 0, 4096, 2 } }, 14 },
+    { .name = "backing-tables-12",
+      .size = 16u << 20,
+      .cluster_size = 4096,
+      .table_size = 2,
+      .backing = true,
+      .nthreads = 12,
+      .nops = 70,
+      .windows = { { 7936, 8448, 2 },
+                   { 16128, 16640, 32 },
+                   { 24320, 24832, 2 },
+                   { 1024, 1536, 32 } },
+      .seed = 13 },
+    { .name = "backing-one-table-8",
+      .size = 8u << 20,
+      .cluster_size = 4096,
+      .table_size = 2,
+      .backing = true,
+      .nthreads = 8,
+      .nops = 90,
+      .windows = { { 0, 4096, 2 } },
+      .seed = 14 },
     /* Sixteen tables, each made while others are being made and committed:
      * a new table's L1 entry shares its L1 sector with the others'. */
-    { "many-tables-16", 64u << 20, 4096, 2, false, 16, 50,
-      { { 0, 131072, 16, 4096 } }, 16 },
+    { .name = "many-tables-16",
+      .size = 64u << 20,
+      .cluster_size = 4096,
+      .table_size = 2,
+      .nthreads = 16,
+      .nops = 50,
+      .windows = { { 0, 131072, 16, 4096 } },
+      .seed = 16 },
     /* table_size 1: a new table every 2 MiB (QEMU does not open these). */
-    { "table1-backing-16", 8u << 20, 4096, 1, true, 16, 60,
-      { { 3840, 4352, 2 }, { 8000, 8384, 32 }, { 12288, 12544, 2 } }, 15 },
+    { .name = "table1-backing-16",
+      .size = 8u << 20,
+      .cluster_size = 4096,
+      .table_size = 1,
+      .backing = true,
+      .nthreads = 16,
+      .nops = 60,
+      .windows = { { 3840, 4352, 2 }, { 8000, 8384, 32 }, { 12288, 12544, 2 } },
+      .seed = 15 },
 };
 
 int main(int argc, char **argv)

@@ -227,8 +227,8 @@ static gpointer hammer_main(gpointer data)
 static void test_range_take_give_threads(void)
 {
     GBytes *base = new_image(16 * MiB);
-    QedImage *img = open_dev(blk_mem_new("internals.qed", g_bytes_get_data(base, NULL),
-                                         g_bytes_get_size(base)));
+    QedImage *img = open_dev(
+        blk_mem_new("internals.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     QedState *s = qed_state(img);
 
     qed_range_take(s, 0, 8192);
@@ -339,8 +339,8 @@ static uint64_t check_once_per_batch(BlkDev *log, size_t from)
         for (uint64_t off = op->offset; off < op->offset + op->len; off += 512) {
             if (g_hash_table_contains(seen, &off)) {
                 g_error("log op %zu: %s sector at %#" G_GINT64_MODIFIER
-                        "x written twice in one batch", i, op->tag == BLK_TAG_L1 ? "L1" : "L2",
-                        off);
+                        "x written twice in one batch",
+                        i, op->tag == BLK_TAG_L1 ? "L1" : "L2", off);
             }
             g_assert_cmpuint(nkeys, <, total * 16 + 1);
             keys[nkeys] = off;
@@ -383,8 +383,8 @@ static void test_commit_group_flush(void)
     blk_get_stats(log, &after);
     uint64_t flushes = after.flushes - before.flushes;
     uint64_t l2 = after.writes_by_tag[BLK_TAG_L2] - before.writes_by_tag[BLK_TAG_L2];
-    g_test_message("%d flushers: %" G_GUINT64_FORMAT " flushes, %" G_GUINT64_FORMAT
-                   " L2 writes", NFLUSHERS, flushes, l2);
+    g_test_message("%d flushers: %" G_GUINT64_FORMAT " flushes, %" G_GUINT64_FORMAT " L2 writes",
+                   NFLUSHERS, flushes, l2);
     /* Flushers that find one in progress wait for it, and the next leader's
      * batch holds all their entries: a few flushes, not sixteen. */
     g_assert_cmpuint(flushes, >=, 1);
@@ -431,8 +431,8 @@ static gpointer churn_main(gpointer data)
 static void test_commit_once_per_batch(void)
 {
     GBytes *base = new_image(16 * MiB);
-    BlkDev *log = blk_log_new(blk_mem_new("internals.qed", g_bytes_get_data(base, NULL),
-                                          g_bytes_get_size(base)));
+    BlkDev *log = blk_log_new(
+        blk_mem_new("internals.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     QedImage *img = open_dev(slow_new(log, 2000));
     FlushJob jobs[NFLUSHERS];
     GThread *t[NFLUSHERS];
@@ -493,8 +493,8 @@ static void test_commit_fault_fails_handle(void)
     /* What reached the disk: the first cluster, durable; leaks at most. */
     GBytes *disk = blk_mem_contents(mem);
     blk_close(mem);
-    img = open_dev(blk_mem_new("internals.qed", g_bytes_get_data(disk, NULL),
-                               g_bytes_get_size(disk)));
+    img = open_dev(
+        blk_mem_new("internals.qed", g_bytes_get_data(disk, NULL), g_bytes_get_size(disk)));
     QedCheckResult res;
     TU_OK(qed_check(img, 0, &res, &tu_err));
     g_assert_cmpuint(res.corruptions, ==, 0);
@@ -515,8 +515,8 @@ static void test_l2_cache_eviction(void)
 {
     const int ntables = 8;
     GBytes *base = new_image((uint64_t)ntables * TABLE_SPAN);
-    QedImage *img = open_dev(blk_mem_new("internals.qed", g_bytes_get_data(base, NULL),
-                                         g_bytes_get_size(base)));
+    QedImage *img = open_dev(
+        blk_mem_new("internals.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     QedState *s = qed_state(img);
     uint64_t tb = s->table_bytes;
     for (int i = 0; i < ntables; i++) {
@@ -628,8 +628,8 @@ static gpointer cache_churn_main(gpointer data)
 static void test_l2_cache_budget_threads(void)
 {
     GBytes *base = new_image(16 * (uint64_t)TABLE_SPAN);
-    QedImage *img = open_dev(blk_mem_new("internals.qed", g_bytes_get_data(base, NULL),
-                                         g_bytes_get_size(base)));
+    QedImage *img = open_dev(
+        blk_mem_new("internals.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     QedState *s = qed_state(img);
     pthread_mutex_lock(&s->lock);
     s->l2_cache.budget = 4 * s->table_bytes;
