@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 build=build-tsan
-tests="test-stress test-api-threads"
+tests="test-stress test-api-threads test-qed-internals test-crash-parallel"
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized \

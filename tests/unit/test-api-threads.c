@@ -3,10 +3,18 @@
  * One handle, many threads: allocating and in-place writes, zeroes, reads and
  * flushes at once must lose nothing, and a read racing an allocating write
  * sees each sector old or new, never zeros where the backing file had data.
+ * Where every cluster is written once (allocating writes only), a racing
+ * read sees each sector whole: old or new, never a mix inside it, and never
+ * old again once it saw new (O_DIRECT file and memory, with and without a
+ * backing file).
  */
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "blk/blk.h"
+#include "image.h"
 
 #define MiB (1024u * 1024)
 #define SECTOR 512u
@@ -213,6 +221,203 @@ static void test_reads_racing_cow_see_old_or_new(void)
     g_assert_true(status == 0 || status == -1);
 }
 
+/* ---- reads racing allocating writes, whole sectors ---- */
+
+#define RACE_CLUSTER 4096u
+#define RACE_WRITERS 8
+#define RACE_READERS 6
+
+typedef struct RaceConf {
+    const char *name;
+    bool backing;
+    bool direct; /* an O_DIRECT file, else a memory device */
+} RaceConf;
+
+typedef struct Race {
+    QedImage *img;
+    uint64_t size;
+    uint64_t backing_size; /* bytes of the backing file (shorter than the disk), 0 without */
+    gint stop;
+} Race;
+
+typedef struct RaceWorker {
+    Race *race;
+    int id;
+    guint64 sectors, seen_new;
+} RaceWorker;
+
+/* The old (backing) and new (written) bytes of sector s: different in every
+ * byte and never zero, so that a mix or zeros inside a sector show. */
+static uint8_t race_old(uint64_t s, uint32_t i)
+{
+    return (uint8_t)(1 + (s * 7 + i) % 127);
+}
+static uint8_t race_new(uint64_t s, uint32_t i)
+{
+    return (uint8_t)(129 + (s * 5 + i) % 127);
+}
+
+static void *aligned_buf(size_t len)
+{
+    void *p = NULL;
+    g_assert_cmpint(posix_memalign(&p, 4096, len), ==, 0);
+    return p;
+}
+
+/* Writer w allocates the clusters c with c % RACE_WRITERS == w, each once,
+ * in random order, with one write of a random run of its sectors. */
+static gpointer race_writer_main(gpointer data)
+{
+    RaceWorker *k = data;
+    Race *r = k->race;
+    uint64_t nclusters = r->size / RACE_CLUSTER / RACE_WRITERS;
+    uint64_t *order = g_new(uint64_t, nclusters);
+    for (uint64_t i = 0; i < nclusters; i++) {
+        order[i] = i * RACE_WRITERS + (uint64_t)k->id;
+    }
+    GRand *rand = g_rand_new_with_seed((guint32)k->id + 500);
+    for (uint64_t i = nclusters; i > 1; i--) {
+        uint64_t j = (uint64_t)g_rand_int_range(rand, 0, (gint32)i);
+        uint64_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    uint32_t per = RACE_CLUSTER / SECTOR;
+    uint8_t *buf = aligned_buf(RACE_CLUSTER);
+    for (uint64_t i = 0; i < nclusters; i++) {
+        uint32_t a = (uint32_t)g_rand_int_range(rand, 0, (gint32)per);
+        uint32_t b = (uint32_t)g_rand_int_range(rand, (gint32)a + 1, (gint32)per + 1);
+        uint64_t first = order[i] * per + a;
+        for (uint32_t s = 0; s < b - a; s++) {
+            for (uint32_t x = 0; x < SECTOR; x++) {
+                buf[s * SECTOR + x] = race_new(first + s, x);
+            }
+        }
+        TU_OK(qed_pwrite(r->img, buf, (size_t)(b - a) * SECTOR, first * SECTOR, 0, &tu_err));
+        if (i % 64 == 63) {
+            TU_OK(qed_flush(r->img, &tu_err));
+        }
+    }
+    g_free(buf);
+    g_free(order);
+    g_rand_free(rand);
+    return NULL;
+}
+
+static gpointer race_reader_main(gpointer data)
+{
+    RaceWorker *k = data;
+    Race *r = k->race;
+    const size_t len = 32 * 1024;
+    uint8_t *buf = aligned_buf(len);
+    uint8_t *seen = g_new0(uint8_t, r->size / SECTOR); /* read new once */
+    GRand *rand = g_rand_new_with_seed((guint32)k->id + 900);
+    while (!g_atomic_int_get(&r->stop)) {
+        uint64_t off = (uint64_t)g_rand_int_range(rand, 0, (gint32)((r->size - len) / SECTOR));
+        off *= SECTOR;
+        TU_OK(qed_pread(r->img, buf, len, off, &tu_err));
+        for (size_t i = 0; i < len / SECTOR; i++) {
+            uint64_t s = off / SECTOR + i;
+            const uint8_t *p = buf + i * SECTOR;
+            bool has_old = s * SECTOR < r->backing_size;
+            bool is_new = true, is_old = true;
+            for (uint32_t x = 0; x < SECTOR && (is_new || is_old); x++) {
+                is_new &= p[x] == race_new(s, x);
+                is_old &= p[x] == (has_old ? race_old(s, x) : 0);
+            }
+            if (!is_new && !is_old) {
+                g_error("sector %" G_GUINT64_FORMAT " reads neither old nor new (bytes %u %u %u)",
+                        s, p[0], p[SECTOR / 2], p[SECTOR - 1]);
+            }
+            if (is_old && seen[s]) {
+                g_error("sector %" G_GUINT64_FORMAT " reads old after it read new", s);
+            }
+            seen[s] |= is_new;
+            k->seen_new += is_new;
+            k->sectors++;
+        }
+    }
+    g_rand_free(rand);
+    g_free(seen);
+    g_free(buf);
+    return NULL;
+}
+
+static void test_reads_racing_allocation_whole_sectors(gconstpointer data)
+{
+    const RaceConf *conf = data;
+    Race r = { .size = 8 * MiB };
+    g_autofree char *raw_name = g_strdup_printf("%s.raw", conf->name);
+    g_autofree char *raw = tu_path(raw_name);
+    if (conf->backing) {
+        r.backing_size = r.size / 4 * 3;
+        uint8_t *contents = g_malloc(r.backing_size);
+        for (uint64_t i = 0; i < r.backing_size; i++) {
+            contents[i] = race_old(i / SECTOR, (uint32_t)(i % SECTOR));
+        }
+        g_assert_true(g_file_set_contents(raw, (char *)contents, (gssize)r.backing_size, NULL));
+        g_free(contents);
+    }
+    g_autofree char *name = g_strdup_printf("%s.qed", conf->name);
+    g_autofree char *path = tu_path(name);
+    QedCreateOptions co = { .size = r.size,
+                            .cluster_size = RACE_CLUSTER,
+                            .table_size = 2, /* a table per 4 MiB: new tables in the race */
+                            .backing_file = conf->backing ? raw_name : NULL,
+                            .backing_format = "raw" };
+    TU_OK(qed_create(path, &co, &tu_err));
+    if (conf->direct) {
+        /* A small cache, so that tables are evicted and loaded again. */
+        QedOpenOptions o = { .flags = QED_OPEN_DIRECT, .l2_cache_bytes = 16 * 1024 };
+        GError *err = NULL;
+        r.img = qed_open(path, &o, &err);
+        if (!r.img) {
+            g_test_skip(err->message); /* (a file system without O_DIRECT) */
+            g_error_free(err);
+            return;
+        }
+    } else {
+        GBytes *bytes = tu_file_bytes(path);
+        GError *err = NULL;
+        BlkDev *mem = blk_mem_new(path, g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes));
+        g_bytes_unref(bytes);
+        r.img = image_open_blk(mem, path, "qed", 0, &err);
+        g_assert_no_error(err);
+    }
+    RaceWorker k[RACE_WRITERS + RACE_READERS];
+    GThread *t[RACE_WRITERS + RACE_READERS];
+    for (int i = 0; i < RACE_WRITERS + RACE_READERS; i++) {
+        k[i] = (RaceWorker){ .race = &r, .id = i };
+        t[i] = g_thread_new("race", i < RACE_WRITERS ? race_writer_main : race_reader_main, &k[i]);
+    }
+    for (int i = 0; i < RACE_WRITERS; i++) {
+        g_thread_join(t[i]);
+    }
+    g_atomic_int_set(&r.stop, 1);
+    guint64 sectors = 0, seen_new = 0;
+    for (int i = RACE_WRITERS; i < RACE_WRITERS + RACE_READERS; i++) {
+        g_thread_join(t[i]);
+        sectors += k[i].sectors;
+        seen_new += k[i].seen_new;
+    }
+    g_test_message("%s: %" G_GUINT64_FORMAT " sectors read racing, %" G_GUINT64_FORMAT " new",
+                   conf->name, sectors, seen_new);
+    g_assert_cmpuint(sectors, >, 0);
+    g_assert_cmpuint(seen_new, <, sectors); /* the reads did race the writes */
+    TU_OK(qed_close(r.img, &tu_err));
+    if (conf->direct) {
+        int status = tu_qemu_img_check(path);
+        g_assert_true(status == 0 || status == -1);
+    }
+}
+
+static const RaceConf race_confs[] = {
+    { "race-direct-backing", true, true },
+    { "race-direct-plain", false, true },
+    { "race-mem-backing", true, false },
+    { "race-mem-plain", false, false },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -221,5 +426,10 @@ int main(int argc, char **argv)
     g_test_add_func("/threads/parallel-regions-exact", test_parallel_regions_exact);
     g_test_add_func("/threads/reads-racing-cow-see-old-or-new",
                     test_reads_racing_cow_see_old_or_new);
+    for (size_t i = 0; i < G_N_ELEMENTS(race_confs); i++) {
+        g_autofree char *name = g_strdup_printf(
+            "/threads/reads-racing-allocation-whole-sectors/%s", race_confs[i].name);
+        g_test_add_data_func(name, &race_confs[i], test_reads_racing_allocation_whole_sectors);
+    }
     return g_test_run();
 }

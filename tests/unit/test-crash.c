@@ -74,17 +74,6 @@ static char *make_backing(const Workload *w)
     return path;
 }
 
-/* Opens an image whose file is dev, attaching the backing file by path. */
-static QedImage *open_on(BlkDev *dev, const char *backing, GError **errp)
-{
-    QedImage *img = image_open_blk(dev, "crash.qed", "qed", QED_OPEN_NO_BACKING, errp);
-    if (img && backing && image_attach_backing(img, backing, "raw", errp) < 0) {
-        qed_close(img, NULL);
-        return NULL;
-    }
-    return img;
-}
-
 static bool allowed(const Flush *f, const UserOp *ops, size_t nops, size_t crash_at,
                     uint32_t sector, uint8_t value)
 {
@@ -203,21 +192,8 @@ static void check_with_qemu(GBytes *repaired, const uint8_t *expect, uint64_t si
  * to qemu-img check too. */
 static void check_raw_state(const Workload *w, GBytes *state, size_t crash_at, bool sample)
 {
-    gsize len = g_bytes_get_size(state) / w->cluster_size * w->cluster_size;
-    BlkDev *cut = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL), len);
-    GError *err = NULL;
-    QedImage *ro = image_open_blk(cut, "crash.qed", "qed",
-                                  QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
-    if (!ro) {
-        g_error("%s: crash at %zu: the state does not open: %s", w->name, crash_at, err->message);
-    }
-    QedCheckResult res;
-    TU_OK(qed_check(ro, 0, &res, &tu_err));
-    if (res.corruptions || res.check_errors) {
-        g_error("%s: crash at %zu: the state QEMU would see has %" G_GUINT64_FORMAT " corruptions",
-                w->name, crash_at, res.corruptions);
-    }
-    TU_OK(qed_close(ro, &tu_err));
+    g_autofree char *what = g_strdup_printf("%s: crash at %zu", w->name, crash_at);
+    tu_assert_state_consistent(state, w->cluster_size, what);
     if (!sample || w->table_size < 2) {
         return; /* (QEMU opens no image of table_size 1) */
     }
@@ -255,7 +231,7 @@ static void run_workload(gconstpointer data)
     BlkDev *log = blk_log_new(
         blk_mem_new("crash.qed", g_bytes_get_data(base, NULL), g_bytes_get_size(base)));
     GError *err = NULL;
-    QedImage *img = open_on(log, backing, &err);
+    QedImage *img = tu_open_on_blk(log, backing, &err);
     g_assert_no_error(err);
 
     uint8_t *cur = g_malloc(nsect);
@@ -327,7 +303,7 @@ static void run_workload(gconstpointer data)
             BlkDev *mem = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL),
                                       g_bytes_get_size(state));
             g_bytes_unref(state);
-            QedImage *c = open_on(mem, backing, &err);
+            QedImage *c = tu_open_on_blk(mem, backing, &err);
             if (!c) {
                 g_error("%s: crash at %zu/%zu: open failed: %s", w->name, crash_at, total,
                         err->message);

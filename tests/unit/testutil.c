@@ -4,6 +4,9 @@
  */
 #include "testutil.h"
 
+#include "blk/blk.h"
+#include "image.h"
+
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -148,4 +151,33 @@ void tu_patch_le(const char *path, uint64_t offset, uint64_t value, int width)
         b[i] = (uint8_t)(value >> (8 * i));
     }
     tu_patch(path, offset, b, (size_t)width);
+}
+
+QedImage *tu_open_on_blk(BlkDev *dev, const char *backing, GError **errp)
+{
+    QedImage *img = image_open_blk(dev, "crash.qed", "qed", QED_OPEN_NO_BACKING, errp);
+    if (img && backing && image_attach_backing(img, backing, "raw", errp) < 0) {
+        qed_close(img, NULL);
+        return NULL;
+    }
+    return img;
+}
+
+void tu_assert_state_consistent(GBytes *state, uint32_t cluster_size, const char *what)
+{
+    gsize len = g_bytes_get_size(state) / cluster_size * cluster_size;
+    BlkDev *cut = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL), len);
+    GError *err = NULL;
+    QedImage *ro = image_open_blk(cut, "crash.qed", "qed",
+                                  QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
+    if (!ro) {
+        g_error("%s: the state does not open: %s", what, err->message);
+    }
+    QedCheckResult res;
+    TU_OK(qed_check(ro, 0, &res, &tu_err));
+    if (res.corruptions || res.check_errors) {
+        g_error("%s: the state QEMU would see has %" G_GUINT64_FORMAT " corruptions", what,
+                res.corruptions);
+    }
+    TU_OK(qed_close(ro, &tu_err));
 }

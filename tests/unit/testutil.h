@@ -30,6 +30,18 @@ bool tu_sanitized(void);
 /* The integer in environment variable name, or def when it is not set. */
 int tu_env_int(const char *name, int def);
 
+/* Crash-state tests (test-crash*.c). */
+struct BlkDev;
+/* Opens an image whose file is dev (owned), named crash.qed, attaching the
+ * raw backing file by path when it is not NULL. */
+QedImage *tu_open_on_blk(struct BlkDev *dev, const char *backing, GError **errp);
+/* Fails the test unless the crash state, as it is, has nothing worse than
+ * leaks by QEMU's rules: QEMU's check takes the file's length rounded down
+ * to a cluster, so a cluster that sticks out past the end is a corruption
+ * there; ours, on the file cut to whole clusters, sees the same. what names
+ * the state in the message. */
+void tu_assert_state_consistent(GBytes *state, uint32_t cluster_size, const char *what);
+
 /* Runs a library call written with `&tu_err` as its GError argument and
  * fails the test, with the message, when it returns an error. */
 #define TU_OK(call) \
