@@ -53,16 +53,21 @@
  * hole. Reserved space matters: ext4 runs O_DIRECT writes into reserved
  * (unwritten) blocks in parallel, but into holes one at a time under the
  * inode lock, held until each write completes. A file system with less
- * room than the step fails the allocation (ENOSPC): the step is at most
- * GROW_MAX_BYTES. Called with grow_lock held. */
-static int grow_file(QedState *s, uint64_t target)
+ * room than the step gets only the room up to end (*target is lowered).
+ * Called with grow_lock held. */
+static int grow_file(QedState *s, uint64_t *target, uint64_t end)
 {
     pthread_mutex_lock(&s->lock);
     uint64_t from = s->length_set;
     pthread_mutex_unlock(&s->lock);
-    int ret = blk_allocate(s->file, from, target - from);
+    int ret = blk_allocate(s->file, from, *target - from);
+    if ((ret == -ENOSPC || ret == -EDQUOT) && qed_round_up_cluster(s, end) < *target) {
+        /* Too full for the step: the room this allocation needs, at least. */
+        *target = qed_round_up_cluster(s, end);
+        ret = blk_allocate(s->file, from, *target - from);
+    }
     if (ret == -ENOTSUP || ret == -EOPNOTSUPP) {
-        ret = blk_truncate(s->file, target);
+        ret = blk_truncate(s->file, *target);
     }
     return ret;
 }
@@ -80,7 +85,7 @@ static int grow(QedState *s, uint64_t end)
     if (!enough) {
         uint64_t step = CLAMP(in_use / 8, GROW_MIN_BYTES, GROW_MAX_BYTES);
         uint64_t target = qed_round_up_cluster(s, end + step);
-        ret = grow_file(s, target);
+        ret = grow_file(s, &target, end);
         if (ret == 0) {
             pthread_mutex_lock(&s->lock);
             s->length_set = MAX(s->length_set, target);

@@ -83,6 +83,14 @@ int qed_mark_clean_excl(QedState *s)
     return ret;
 }
 
+void qed_note_reclaimed(QedState *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->freed_clusters = 0;
+    s->reclaims++;
+    pthread_mutex_unlock(&s->lock);
+}
+
 int qed_reclaim_and_mark_clean_excl(QedState *s)
 {
     /* Queued entries first: a failure here is the one to report. */
@@ -93,7 +101,7 @@ int qed_reclaim_and_mark_clean_excl(QedState *s)
     if (s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
         /* Best effort: a failed compaction leaves leaks, which are harmless. */
         if (qed_reclaim_excl(s) == 0) {
-            s->freed_clusters = 0;
+            qed_note_reclaimed(s);
         }
     }
     return qed_mark_clean_excl(s);

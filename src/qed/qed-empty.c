@@ -37,7 +37,7 @@ static int forget_tables_locked(QedState *s, uint64_t end)
     s->last_change_us = g_get_monotonic_time();
     int ret = qed_meta_rebuild_locked(s);
     pthread_mutex_unlock(&s->lock);
-    s->freed_clusters = 0;
+    qed_note_reclaimed(s);
     return ret;
 }
 

@@ -148,6 +148,7 @@ typedef struct QedState {
     uint64_t length_durable; /* lock; bytes of it a flush made durable: an entry on the
                               * disk may point only below this */
     uint64_t freed_clusters; /* lock; data clusters zero writes gave up */
+    uint64_t reclaims;       /* lock; reclaims after ENOSPC so far (qed.c) */
     bool unchecked;          /* maint; NEED_CHECK was found at a QED_OPEN_CHECK open and
                               * no check has repaired the image yet: the mark must stay */
 
@@ -224,6 +225,9 @@ int qed_mark_clean_excl(QedState *s);
  * last clusters into them, cutting the file): for close, with no request
  * in flight. Called with maint held exclusive. */
 int qed_reclaim_and_mark_clean_excl(QedState *s);
+/* After a reclaim gave the freed clusters back: none are freed now, and the
+ * writers that met ENOSPC meanwhile may try again (qed.c). No lock held. */
+void qed_note_reclaimed(QedState *s);
 /* The cleaner thread starts with the first metadata change; stop joins it. */
 int qed_cleaner_start(QedState *s);
 void qed_cleaner_stop(QedState *s);

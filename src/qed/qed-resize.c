@@ -173,7 +173,7 @@ int qed_shrink_excl(QedState *s, uint64_t size)
     /* Compacts, cuts the file and marks the image clean. */
     ret = qed_reclaim_excl(s);
     if (ret == 0) {
-        s->freed_clusters = 0;
+        qed_note_reclaimed(s);
     }
     return ret;
 }

@@ -68,27 +68,38 @@ static int qed_drv_pread(QedImage *img, void *buf, size_t len, uint64_t pos)
     return ret;
 }
 
+/* The count of reclaims so far, read before a write that may meet ENOSPC. */
+static uint64_t reclaims(QedState *s)
+{
+    pthread_mutex_lock(&s->lock);
+    uint64_t n = s->reclaims;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 /* After a write failed with ENOSPC: when zero writes gave clusters up this
  * session, reclaims them (compaction moves the last clusters into the holes
  * and cuts the file; qed-check.c) so that the write can be tried again, and
- * returns true. The freed clusters are never handed out directly: a request
- * that translated before the free could still write there, and a crash
- * could leave the old entry beside the new one. Under maint exclusive no
- * request is in flight, and the reclaim is crash safe. */
-static bool reclaim_after_enospc(QedState *s)
+ * returns true; also when another writer reclaimed since `seen` (the count
+ * read before the write), which many writers meeting a full disk at once
+ * do. The freed clusters are never handed out directly: a request that
+ * translated before the free could still write there, and a crash could
+ * leave the old entry beside the new one. Under maint exclusive no request
+ * is in flight, and the reclaim is crash safe. */
+static bool reclaim_after_enospc(QedState *s, uint64_t seen)
 {
     pthread_mutex_lock(&s->lock);
-    bool freed = s->freed_clusters > 0;
+    bool worth = s->freed_clusters > 0 || s->reclaims != seen;
     pthread_mutex_unlock(&s->lock);
-    if (!freed) {
+    if (!worth) {
         return false;
     }
     pthread_rwlock_wrlock(&s->maint);
-    bool done = false;
-    if (s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
+    bool done = s->reclaims != seen;
+    if (!done && s->freed_clusters > 0 && !s->unchecked && !blk_failed(s->file)) {
         done = qed_reclaim_excl(s) == 0;
         if (done) {
-            s->freed_clusters = 0;
+            qed_note_reclaimed(s);
         }
     }
     pthread_rwlock_unlock(&s->maint);
@@ -138,10 +149,11 @@ static int qed_drv_pwrite(QedImage *img, const void *buf, size_t len, uint64_t p
         return -EIO;
     }
     for (int attempt = 0;; attempt++) {
+        uint64_t seen = reclaims(s);
         pthread_rwlock_rdlock(&s->maint);
         int ret = write_range(s, buf, len, pos);
         pthread_rwlock_unlock(&s->maint);
-        if (ret != -ENOSPC || attempt > 0 || !reclaim_after_enospc(s)) {
+        if (ret != -ENOSPC || attempt > 0 || !reclaim_after_enospc(s, seen)) {
             return ret;
         }
     }
@@ -229,10 +241,11 @@ static int qed_drv_pwrite_zeroes(QedImage *img, uint64_t len, uint64_t pos, unsi
         return -EIO;
     }
     for (int attempt = 0;; attempt++) {
+        uint64_t seen = reclaims(s);
         pthread_rwlock_rdlock(&s->maint);
         int ret = zeroes_maint(s, len, pos, flags);
         pthread_rwlock_unlock(&s->maint);
-        if (ret != -ENOSPC || attempt > 0 || !reclaim_after_enospc(s)) {
+        if (ret != -ENOSPC || attempt > 0 || !reclaim_after_enospc(s, seen)) {
             return ret;
         }
     }

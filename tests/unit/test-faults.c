@@ -844,6 +844,79 @@ static void test_full_container_reuses_discarded(void)
     TU_OK(qed_close(img, &tu_err));
 }
 
+typedef struct RefillArg {
+    QedImage *img;
+    uint64_t off;
+    int ret;
+    gint *gate; /* the writers start together once it is 1 */
+} RefillArg;
+
+static gpointer refill_main(gpointer opaque)
+{
+    RefillArg *a = opaque;
+    while (!g_atomic_int_get(a->gate)) {
+        g_thread_yield();
+    }
+    uint8_t buf[65536];
+    memset(buf, 0x60, sizeof(buf));
+    a->ret = qed_pwrite(a->img, buf, sizeof(buf), a->off, 0, NULL);
+    return NULL;
+}
+
+/* Many writers meet the full container at once after a discard freed room
+ * for all of them: one reclaims, and every one of them then succeeds (a
+ * writer that found the reclaim done by another tries again too). */
+static void test_full_container_parallel_refill(void)
+{
+    enum { N = 8 };
+    GBytes *fresh = new_image_bytes();
+    gsize image = g_bytes_get_size(fresh), room = 2 * 65536 + 2 * N * 65536;
+    uint8_t *bytes = g_malloc0(image + room);
+    memcpy(bytes, g_bytes_get_data(fresh, NULL), image);
+    BlkDev *mem = blk_mem_new(NAME, bytes, image + room);
+    mem->fixed_length = true;
+    g_free(bytes);
+    g_bytes_unref(fresh);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(blk_fault_new(mem), NAME, "qed", QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    for (unsigned i = 0; i < 2 * N; i++) {
+        write_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    uint8_t one[512] = { 1 };
+    g_assert_cmpint(qed_pwrite(img, one, sizeof(one), 2 * N * 65536, 0, NULL), ==, -ENOSPC);
+    TU_OK(qed_discard(img, N * 65536, 0, &tu_err));
+    RefillArg args[N];
+    GThread *threads[N];
+    gint gate = 0;
+    for (unsigned i = 0; i < N; i++) {
+        args[i] = (RefillArg){ img, (uint64_t)(2 * N + i) * 65536, 0, &gate };
+        threads[i] = g_thread_new("refill", refill_main, &args[i]);
+    }
+    g_atomic_int_set(&gate, 1);
+    for (unsigned i = 0; i < N; i++) {
+        g_thread_join(threads[i]);
+        g_assert_cmpint(args[i].ret, ==, 0);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        assert_pattern(img, 0, 65536, (uint64_t)i * 65536);
+        assert_pattern(img, (uint8_t)(N + i + 1), 65536, (uint64_t)(N + i) * 65536);
+        assert_pattern(img, 0x60, 65536, (uint64_t)(2 * N + i) * 65536);
+    }
+    QedCheckResult res;
+    TU_OK(qed_close(img, &tu_err));
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
+    mem->fixed_length = true;
+    g_bytes_unref(after);
+    img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    TU_OK(qed_close(img, &tu_err));
+}
+
 static void test_failed_flush_is_sticky(void)
 {
     GBytes *fresh = new_image_bytes();
@@ -1036,6 +1109,7 @@ int main(int argc, char **argv)
     g_test_add_func("/faults/fixed-length-full", test_fixed_length_full);
     g_test_add_func("/faults/full-container-reuses-discarded",
                     test_full_container_reuses_discarded);
+    g_test_add_func("/faults/full-container-parallel-refill", test_full_container_parallel_refill);
     g_test_add_func("/faults/failed-flush-is-sticky", test_failed_flush_is_sticky);
     g_test_add_func("/faults/failed-internal-flush", test_failed_internal_flush);
     g_test_add_func("/faults/failed-data-write-leaks-nothing",
