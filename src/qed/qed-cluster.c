@@ -41,23 +41,20 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
     ext->offset = pos;
     ext->file_offset = 0;
 
-    pthread_mutex_lock(&s->lock);
+    QED_MUTEX_GUARD(&s->lock);
     uint32_t l1_index = qed_l1_index(s, pos);
     uint64_t l2_offset = l1_index < s->l1_nelems ? s->l1[l1_index] : 0;
     if (l2_offset == 0) {
-        pthread_mutex_unlock(&s->lock);
         ext->type = QED_EXTENT_UNALLOCATED;
         ext->length = len;
         return 0;
     }
     if (!qed_table_offset_valid_locked(s, l2_offset) || !qed_meta_owns(&s->meta, l1_index)) {
-        pthread_mutex_unlock(&s->lock);
         return -EIO; /* the image is corrupt: check would clear this entry */
     }
     int ret = 0;
     QedL2Table *t = qed_l2_cache_get_locked(s, l2_offset, &ret);
     if (!t) {
-        pthread_mutex_unlock(&s->lock);
         return ret;
     }
 
@@ -100,6 +97,5 @@ int qed_find_cluster(QedState *s, uint64_t pos, uint64_t len, QedExtent *ext)
     ext->length = run;
 out:
     qed_l2_cache_put_locked(s, t);
-    pthread_mutex_unlock(&s->lock);
     return ret;
 }

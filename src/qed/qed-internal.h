@@ -162,6 +162,16 @@ typedef struct QedState {
     int64_t clean_after_us;
 } QedState;
 
+/* Scope-bound locking for functions that return on many paths: the mutex
+ * is held from here to the end of the enclosing block. */
+static inline void qed_mutex_unlock_cleanup(pthread_mutex_t **m)
+{
+    pthread_mutex_unlock(*m);
+}
+#define QED_MUTEX_GUARD(m) \
+    pthread_mutex_t *qed_guard_ __attribute__((cleanup(qed_mutex_unlock_cleanup))) = (m); \
+    pthread_mutex_lock(qed_guard_)
+
 static inline QedState *qed_state(QedImage *img)
 {
     return img->opaque;
