@@ -107,9 +107,10 @@ bool qed_commit_queue_locked(QedState *s, QedL2Table *t, uint32_t first, uint32_
         t->dirty[u / 64] |= 1ull << (u % 64);
     }
     c->data_first |= data_first;
-    /* Write back when queued tables hold half the cache: they cannot be
-     * evicted until written. */
-    return (uint64_t)c->tables->len * s->table_bytes > s->l2_cache.budget / 2;
+    /* Write back when the queued tables alone fill the cache: they cannot
+     * be evicted until written. (At half the cache, random writes over
+     * more tables than that cost about one metadata write each: W8.) */
+    return (uint64_t)c->tables->len * s->table_bytes > s->l2_cache.budget;
 }
 
 void qed_commit_new_table_locked(QedState *s, QedL2Table *t, uint32_t l1_index)
