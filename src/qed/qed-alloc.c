@@ -343,7 +343,11 @@ static int64_t alloc_run(QedState *s, const QedExtent *ext, const void *buf, uin
     for (uint64_t i = 0; i < n; i++) {
         t->entries[first + i] = new_offset + i * cs;
     }
-    *wb = qed_commit_queue_locked(s, t, first, (uint32_t)n, cow);
+    /* The data goes to disk before the entry where the cluster's space may
+     * hold other bytes: copied-on-write parts, and a container of fixed
+     * length (its free space holds old data, also a moved cluster's old
+     * copy after a reclaim). */
+    *wb = qed_commit_queue_locked(s, t, first, (uint32_t)n, cow || s->file->fixed_length);
     qed_l2_cache_put_locked(s, t);
     pthread_mutex_unlock(&s->lock);
     return (int64_t)(end - pos);
