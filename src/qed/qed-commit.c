@@ -135,14 +135,6 @@ int qed_flush_file(QedState *s)
     return ret;
 }
 
-static void to_le(uint8_t *dst, const uint64_t *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = GUINT64_TO_LE(src[i]);
-        memcpy(dst + i * sizeof(v), &v, sizeof(v));
-    }
-}
-
 /* Adds to w the writes of t's dirty units (all of t when it is new) and
  * clears them. */
 static void take_table_locked(QedState *s, QedL2Table *t, GArray *w)
@@ -152,7 +144,7 @@ static void take_table_locked(QedState *s, QedL2Table *t, GArray *w)
     uint64_t nunits = units_of(s);
     if (t->unwritten) {
         CommitWrite cw = { t->offset, s->table_bytes, g_malloc(s->table_bytes), BLK_TAG_L2 };
-        to_le(cw.buf, t->entries, s->table_nelems);
+        qed_entries_to_le(cw.buf, t->entries, s->table_nelems);
         g_array_append_val(w, cw);
         memset(t->dirty, 0, (nunits + 63) / 64 * sizeof(uint64_t));
         return;
@@ -173,7 +165,7 @@ static void take_table_locked(QedState *s, QedL2Table *t, GArray *w)
         }
         CommitWrite cw = { t->offset + u * unit, (end - u) * unit, NULL, BLK_TAG_L2 };
         cw.buf = g_malloc(cw.len);
-        to_le(cw.buf, t->entries + u * per_unit, (end - u) * per_unit);
+        qed_entries_to_le(cw.buf, t->entries + u * per_unit, (end - u) * per_unit);
         g_array_append_val(w, cw);
         u = end;
     }
@@ -209,7 +201,7 @@ static void take_l1_locked(QedState *s, GArray *l1, GArray *w)
                     e = 0;
                 }
             }
-            to_le(cw.buf + j * sizeof(uint64_t), &e, 1);
+            qed_entries_to_le(cw.buf + j * sizeof(uint64_t), &e, 1);
         }
         g_array_append_val(w, cw);
     }

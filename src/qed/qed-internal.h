@@ -270,6 +270,8 @@ int qed_drv_make_empty(QedImage *img, GError **errp);
 void qed_header_from_le(QedHeader *h, const uint8_t *buf);
 void qed_header_to_le(const QedHeader *h, uint8_t *buf);
 int qed_write_header(QedState *s, const QedHeader *h);
+/* Copies n table entries to dst in the on-disk (little-endian) order. */
+void qed_entries_to_le(uint8_t *dst, const uint64_t *src, size_t n);
 int qed_read_l1(QedState *s, uint32_t first, uint32_t count);
 int qed_write_l1_entry(QedState *s, uint32_t index, uint64_t value);
 int qed_read_l2(QedState *s, uint64_t offset, uint64_t *entries);

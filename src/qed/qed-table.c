@@ -109,7 +109,7 @@ static void entry_span(const QedState *s, uint32_t first, uint32_t count, uint64
     *len = b - a;
 }
 
-static void copy_to_le(uint8_t *dst, const uint64_t *src, size_t n)
+void qed_entries_to_le(uint8_t *dst, const uint64_t *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         put_le64(dst + i * sizeof(uint64_t), src[i]);
@@ -128,7 +128,7 @@ int qed_write_l1_entry(QedState *s, uint32_t index, uint64_t value)
      * written back as they are. */
     pthread_mutex_lock(&s->lock);
     s->l1[index] = value;
-    copy_to_le(buf, s->l1 + first, n);
+    qed_entries_to_le(buf, s->l1 + first, n);
     pthread_mutex_unlock(&s->lock);
 
     int ret = blk_pwrite(s->file, buf, len, s->header.l1_table_offset + start, BLK_TAG_L1);
@@ -155,7 +155,7 @@ int qed_write_l2(QedState *s, QedL2Table *t, uint32_t first, uint32_t count)
         return -ENOMEM;
     }
     pthread_mutex_lock(&s->lock);
-    copy_to_le(buf, t->entries + start / sizeof(uint64_t), len / sizeof(uint64_t));
+    qed_entries_to_le(buf, t->entries + start / sizeof(uint64_t), len / sizeof(uint64_t));
     pthread_mutex_unlock(&s->lock);
     int ret = blk_pwrite(s->file, buf, len, t->offset + start, BLK_TAG_L2);
     g_free(buf);

@@ -39,23 +39,15 @@ static uint64_t get_le64(GBytes *b, uint64_t off)
     return GUINT64_FROM_LE(v);
 }
 
-static void write_byte(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
-{
-    uint8_t *buf = g_malloc(len);
-    memset(buf, value, len);
-    TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
-    g_free(buf);
-}
-
 static void make_layout(Layout *l, const char *name)
 {
     l->path = tu_path(name);
     QedCreateOptions co = { .size = SIZE, .cluster_size = CS, .table_size = TS };
     TU_OK(qed_create(l->path, &co, &tu_err));
     QedImage *img = tu_open(l->path, 0);
-    write_byte(img, 0x11, 2 * CS, 0);
-    write_byte(img, 0x22, CS, 1u << 20);
-    write_byte(img, 0x33, CS, COVERAGE);
+    tu_write_byte(img, 0x11, 2 * CS, 0);
+    tu_write_byte(img, 0x22, CS, 1u << 20);
+    tu_write_byte(img, 0x33, CS, COVERAGE);
     TU_OK(qed_close(img, &tu_err));
     GBytes *b = tu_file_bytes(l->path);
     l->l1 = get_le64(b, 40);
@@ -304,7 +296,7 @@ static void test_case(gconstpointer data)
     g_bytes_unref(repaired);
     img = tu_open(l.path, 0);
     reads_as_before(img);
-    write_byte(img, 0x44, CS, c->bad_pos);
+    tu_write_byte(img, 0x44, CS, c->bad_pos);
     TU_OK(qed_pread(img, buf, sizeof(buf), c->bad_pos, &tu_err));
     g_assert_cmpuint(buf[0], ==, 0x44);
     reads_as_before(img);

@@ -398,20 +398,8 @@ static void run_reuse(gconstpointer data)
                 check_qemu(state, crash_at, state_path);
                 qemu_states++;
             }
-            BlkDev *dev = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL),
-                                      g_bytes_get_size(state));
-            dev->fixed_length = cs->fixed;
+            QedImage *c = tu_open_crash_state(state, cs->fixed, NULL, what);
             g_bytes_unref(state);
-            QedImage *c = tu_open_on_blk(dev, NULL, &err);
-            if (!c) {
-                g_error("%s: open failed: %s", what, err->message);
-            }
-            QedCheckResult res;
-            TU_OK(qed_check(c, 0, &res, &tu_err));
-            if (res.corruptions || res.check_errors) {
-                g_error("%s: %" G_GUINT64_FORMAT " corruptions after repair", what,
-                        res.corruptions);
-            }
             for (uint32_t slot = 0; slot < NSLOT; slot += HALF) {
                 TU_OK(qed_pread(c, disk + (size_t)slot * CLUSTER, HALF * CLUSTER,
                                 (uint64_t)slot_sector(slot) * SECTOR, &tu_err));

@@ -300,20 +300,10 @@ static void run_workload(gconstpointer data)
         for (int v = 0; v < variants; v++) {
             GBytes *state = blk_log_crash_state(log, base, crash_at, rand, SECTOR, NULL);
             check_raw_state(w, state, crash_at, states % every == every / 2);
-            BlkDev *mem = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL),
-                                      g_bytes_get_size(state));
+            g_autofree char *what = g_strdup_printf("%s: crash at %zu/%zu", w->name, crash_at,
+                                                    total);
+            QedImage *c = tu_open_crash_state(state, false, backing, what);
             g_bytes_unref(state);
-            QedImage *c = tu_open_on_blk(mem, backing, &err);
-            if (!c) {
-                g_error("%s: crash at %zu/%zu: open failed: %s", w->name, crash_at, total,
-                        err->message);
-            }
-            QedCheckResult res;
-            TU_OK(qed_check(c, 0, &res, &tu_err));
-            if (res.corruptions || res.check_errors) {
-                g_error("%s: crash at %zu: %" G_GUINT64_FORMAT " corruptions after repair",
-                        w->name, crash_at, res.corruptions);
-            }
             /* The resize may or may not have reached the disk. */
             uint32_t csect = (uint32_t)(qed_get_size(c) / SECTOR);
             g_assert_true(csect == nsect || csect == nsect / 2);

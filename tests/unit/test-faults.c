@@ -748,26 +748,6 @@ static GBytes *new_image_bytes(void)
     return bytes;
 }
 
-static void write_pattern(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
-{
-    uint8_t *buf = g_malloc(len);
-    memset(buf, value, len);
-    TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
-    g_free(buf);
-}
-
-static void assert_pattern(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
-{
-    uint8_t *buf = g_malloc(len);
-    TU_OK(qed_pread(img, buf, len, off, &tu_err));
-    for (uint64_t i = 0; i < len; i++) {
-        if (buf[i] != value) {
-            g_error("byte %" G_GUINT64_FORMAT " reads %u, not %u", off + i, buf[i], value);
-        }
-    }
-    g_free(buf);
-}
-
 /* A request on a failed handle fails with EIO, naming the file. Clears *errp. */
 static void assert_eio(int ret, GError **errp, const char *what)
 {
@@ -795,26 +775,178 @@ static bool bytes_need_check(GBytes *bytes)
  * dropped what it could not write. Writes of every kind fail without
  * reaching the device, reads work, the close fails and leaves NEED_CHECK
  * set, and a new open sees what reached the device and repairs it. */
+static void test_failed_flush_is_sticky(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    tu_write_byte(img, 1, 65536, 0);
+    TU_OK(qed_flush(img, &tu_err));
+    tu_write_byte(img, 2, 4096, 1u << 20); /* allocating, not flushed */
+
+    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = EIO });
+    GError *err = NULL;
+    g_assert_cmpint(qed_flush(img, &err), ==, -EIO);
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
+
+    uint64_t flushes = blk_fault_calls(dev, BLK_FAULT_FLUSH);
+    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
+    ASSERT_EIO(qed_flush(img, &err), "a second flush");
+    uint8_t buf[4096] = { 3 };
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), "a write in place");
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 2u << 20, 0, &err), "an allocating write");
+    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, QED_WRITE_FUA, &err), "a FUA write");
+    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 0, 0, &err), "a zero write");
+    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 3u << 20, 0, &err),
+               "a zero write over unallocated clusters");
+    ASSERT_EIO(qed_discard(img, 65536, 0, &err), "a discard");
+    ASSERT_EIO(qed_resize(img, 8u << 20, &err), "a resize");
+    g_assert_cmpuint(qed_get_size(img), ==, 4u << 20);
+    /* Nothing reached the device, and the flush there would have worked. */
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_FLUSH), ==, flushes);
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
+    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
+
+    tu_assert_byte(img, 1, 65536, 0);
+    tu_assert_byte(img, 2, 4096, 1u << 20);
+    tu_assert_byte(img, 0, 65536, 2u << 20);
+    ASSERT_EIO(qed_close(img, &err), "the close");
+
+    /* What reached the device: both writes, and NEED_CHECK still set. */
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_true(bytes_need_check(after));
+    img = open_faulty(&mem, after, &dev); /* repairs */
+    tu_assert_byte(img, 1, 65536, 0);
+    tu_assert_byte(img, 2, 4096, 1u << 20);
+    tu_assert_byte(img, 0, 65536, 2u << 20);
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    tu_write_byte(img, 4, 4096, 2u << 20); /* a new handle writes again */
+    TU_OK(qed_close(img, &tu_err));
+    GBytes *closed = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_false(bytes_need_check(closed));
+    g_bytes_unref(closed);
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
+/* The flushes the driver makes for itself count too: a failed NEED_CHECK
+ * flush inside an allocating write fails the handle, and close leaves the
+ * mark on the device. */
+static void test_failed_internal_flush(void)
+{
+    GBytes *fresh = new_image_bytes();
+    BlkDev *mem, *dev;
+    QedImage *img = open_faulty(&mem, fresh, &dev);
+    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = ENOSPC });
+    uint8_t buf[4096] = { 5 };
+    GError *err = NULL;
+    g_assert_cmpint(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), ==, -ENOSPC);
+    g_clear_error(&err);
+    ASSERT_EIO(qed_flush(img, &err), "a flush after a failed NEED_CHECK flush");
+    tu_assert_byte(img, 0, 4096, 0);
+    ASSERT_EIO(qed_close(img, &err), "the close");
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_true(bytes_need_check(after));
+    g_bytes_unref(after);
+    g_bytes_unref(fresh);
+}
+
+/* A container of fixed length (an nbdkit plugin's disk): a new image and
+ * room bytes of fill past it. *image gets the image's length. */
+static BlkDev *new_container(gsize room, uint8_t fill, gsize *image)
+{
+    GBytes *fresh = new_image_bytes();
+    *image = g_bytes_get_size(fresh);
+    uint8_t *bytes = g_malloc(*image + room);
+    memcpy(bytes, g_bytes_get_data(fresh, NULL), *image);
+    memset(bytes + *image, fill, room);
+    BlkDev *mem = blk_mem_new(NAME, bytes, *image + room);
+    mem->fixed_length = true;
+    g_free(bytes);
+    g_bytes_unref(fresh);
+    return mem;
+}
+
+/* Closes the container mem (whose image is closed) and opens what it held,
+ * read-only, in a new one: it kept its length, and the image checks clean,
+ * without leaks. *res gets the check. */
+static QedImage *reopen_container_clean(BlkDev *mem, QedCheckResult *res)
+{
+    int64_t length = blk_get_length(mem);
+    GBytes *after = blk_mem_contents(mem);
+    blk_close(mem);
+    g_assert_cmpint(g_bytes_get_size(after), ==, length);
+    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
+    mem->fixed_length = true;
+    g_bytes_unref(after);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING,
+                                   &err);
+    g_assert_no_error(err);
+    TU_OK(qed_check(img, 0, res, &tu_err));
+    g_assert_cmpuint(res->corruptions + res->leaks + res->check_errors, ==, 0);
+    return img;
+}
+
+/* A container of fixed length (an nbdkit plugin's disk) cannot grow: writes
+ * succeed up to its last cluster, and the one that does not fit fails with
+ * ENOSPC before it writes anything; the handle is not failed, and the image
+ * stays consistent. The container has room for one L2 table and three data
+ * clusters past the image, and holds old bytes there. */
+static void test_fixed_length_full(void)
+{
+    gsize image, room = 2 * 65536 + 3 * 65536;
+    BlkDev *mem = new_container(room, 0xa5, &image);
+    BlkDev *dev = blk_fault_new(mem);
+    GError *err = NULL;
+    QedImage *img = image_open_blk(dev, NAME, "qed", QED_OPEN_NO_BACKING, &err);
+    g_assert_no_error(err);
+    img->opts.clean_after_ms = 3600 * 1000;
+    for (uint8_t i = 0; i < 3; i++) {
+        tu_write_byte(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
+    uint8_t buf[512] = { 9 };
+    int ret = qed_pwrite(img, buf, sizeof(buf), 3 * 65536, 0, &err);
+    if (ret != -ENOSPC || !err || !strstr(err->message, NAME)) {
+        g_error("a write into a full container: %d (%s)", ret, err ? err->message : "");
+    }
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
+    for (uint8_t i = 0; i < 3; i++) {
+        tu_assert_byte(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+    }
+    tu_assert_byte(img, 0, 65536, 3 * 65536);
+    tu_write_byte(img, 7, 4096, 65536); /* in place: there is room for that */
+    TU_OK(qed_flush(img, &tu_err));
+    TU_OK(qed_close(img, &tu_err));
+
+    QedCheckResult res;
+    img = reopen_container_clean(mem, &res);
+    g_assert_cmpuint(res.image_end_offset, ==, image + room);
+    tu_assert_byte(img, 7, 4096, 65536);
+    TU_OK(qed_close(img, &tu_err));
+}
+
 /* Space that a discard gave up is used again in the same session: in a full
  * container, a write that failed with ENOSPC succeeds after a discard (the
  * write reclaims the freed cluster), and the image checks clean. */
 static void test_full_container_reuses_discarded(void)
 {
-    GBytes *fresh = new_image_bytes();
-    gsize image = g_bytes_get_size(fresh), room = 2 * 65536 + 3 * 65536;
-    uint8_t *bytes = g_malloc(image + room);
-    memcpy(bytes, g_bytes_get_data(fresh, NULL), image);
-    memset(bytes + image, 0xa5, room);
-    BlkDev *mem = blk_mem_new(NAME, bytes, image + room);
-    mem->fixed_length = true;
-    g_free(bytes);
-    g_bytes_unref(fresh);
+    gsize image;
+    BlkDev *mem = new_container(2 * 65536 + 3 * 65536, 0xa5, &image);
     GError *err = NULL;
     /* (The injector, armed with nothing, keeps mem open past the close.) */
     QedImage *img = image_open_blk(blk_fault_new(mem), NAME, "qed", QED_OPEN_NO_BACKING, &err);
     g_assert_no_error(err);
     for (uint8_t i = 0; i < 3; i++) {
-        write_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+        tu_write_byte(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
     }
     uint8_t buf[65536];
     memset(buf, 4, sizeof(buf));
@@ -824,22 +956,14 @@ static void test_full_container_reuses_discarded(void)
     TU_OK(qed_pwrite(img, buf, sizeof(buf), 3 * 65536, 0, &tu_err));
     uint8_t want[] = { 1, 0, 3, 4 };
     for (unsigned i = 0; i < 4; i++) {
-        assert_pattern(img, want[i], 65536, (uint64_t)i * 65536);
+        tu_assert_byte(img, want[i], 65536, (uint64_t)i * 65536);
     }
     TU_OK(qed_close(img, &tu_err));
 
-    GBytes *after = blk_mem_contents(mem);
-    blk_close(mem);
-    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
-    mem->fixed_length = true;
-    g_bytes_unref(after);
-    img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
-    g_assert_no_error(err);
     QedCheckResult res;
-    TU_OK(qed_check(img, 0, &res, &tu_err));
-    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
+    img = reopen_container_clean(mem, &res);
     for (unsigned i = 0; i < 4; i++) {
-        assert_pattern(img, want[i], 65536, (uint64_t)i * 65536);
+        tu_assert_byte(img, want[i], 65536, (uint64_t)i * 65536);
     }
     TU_OK(qed_close(img, &tu_err));
 }
@@ -869,19 +993,13 @@ static gpointer refill_main(gpointer opaque)
 static void test_full_container_parallel_refill(void)
 {
     enum { N = 8 };
-    GBytes *fresh = new_image_bytes();
-    gsize image = g_bytes_get_size(fresh), room = 2 * 65536 + 2 * N * 65536;
-    uint8_t *bytes = g_malloc0(image + room);
-    memcpy(bytes, g_bytes_get_data(fresh, NULL), image);
-    BlkDev *mem = blk_mem_new(NAME, bytes, image + room);
-    mem->fixed_length = true;
-    g_free(bytes);
-    g_bytes_unref(fresh);
+    gsize image;
+    BlkDev *mem = new_container(2 * 65536 + 2 * N * 65536, 0, &image);
     GError *err = NULL;
     QedImage *img = image_open_blk(blk_fault_new(mem), NAME, "qed", QED_OPEN_NO_BACKING, &err);
     g_assert_no_error(err);
     for (unsigned i = 0; i < 2 * N; i++) {
-        write_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
+        tu_write_byte(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
     }
     uint8_t one[512] = { 1 };
     g_assert_cmpint(qed_pwrite(img, one, sizeof(one), 2 * N * 65536, 0, NULL), ==, -ENOSPC);
@@ -899,160 +1017,13 @@ static void test_full_container_parallel_refill(void)
         g_assert_cmpint(args[i].ret, ==, 0);
     }
     for (unsigned i = 0; i < N; i++) {
-        assert_pattern(img, 0, 65536, (uint64_t)i * 65536);
-        assert_pattern(img, (uint8_t)(N + i + 1), 65536, (uint64_t)(N + i) * 65536);
-        assert_pattern(img, 0x60, 65536, (uint64_t)(2 * N + i) * 65536);
+        tu_assert_byte(img, 0, 65536, (uint64_t)i * 65536);
+        tu_assert_byte(img, (uint8_t)(N + i + 1), 65536, (uint64_t)(N + i) * 65536);
+        tu_assert_byte(img, 0x60, 65536, (uint64_t)(2 * N + i) * 65536);
     }
+    TU_OK(qed_close(img, &tu_err));
     QedCheckResult res;
-    TU_OK(qed_close(img, &tu_err));
-    GBytes *after = blk_mem_contents(mem);
-    blk_close(mem);
-    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
-    mem->fixed_length = true;
-    g_bytes_unref(after);
-    img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
-    g_assert_no_error(err);
-    TU_OK(qed_check(img, 0, &res, &tu_err));
-    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
-    TU_OK(qed_close(img, &tu_err));
-}
-
-static void test_failed_flush_is_sticky(void)
-{
-    GBytes *fresh = new_image_bytes();
-    BlkDev *mem, *dev;
-    QedImage *img = open_faulty(&mem, fresh, &dev);
-    write_pattern(img, 1, 65536, 0);
-    TU_OK(qed_flush(img, &tu_err));
-    write_pattern(img, 2, 4096, 1u << 20); /* allocating, not flushed */
-
-    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = EIO });
-    GError *err = NULL;
-    g_assert_cmpint(qed_flush(img, &err), ==, -EIO);
-    g_clear_error(&err);
-    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
-
-    uint64_t flushes = blk_fault_calls(dev, BLK_FAULT_FLUSH);
-    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
-    ASSERT_EIO(qed_flush(img, &err), "a second flush");
-    uint8_t buf[4096] = { 3 };
-    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), "a write in place");
-    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 2u << 20, 0, &err), "an allocating write");
-    ASSERT_EIO(qed_pwrite(img, buf, sizeof(buf), 0, QED_WRITE_FUA, &err), "a FUA write");
-    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 0, 0, &err), "a zero write");
-    ASSERT_EIO(qed_pwrite_zeroes(img, 65536, 3u << 20, 0, &err),
-               "a zero write over unallocated clusters");
-    ASSERT_EIO(qed_discard(img, 65536, 0, &err), "a discard");
-    ASSERT_EIO(qed_resize(img, 8u << 20, &err), "a resize");
-    g_assert_cmpuint(qed_get_size(img), ==, 4u << 20);
-    /* Nothing reached the device, and the flush there would have worked. */
-    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_FLUSH), ==, flushes);
-    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
-    g_assert_cmpuint(blk_fault_injected(dev), ==, 1);
-
-    assert_pattern(img, 1, 65536, 0);
-    assert_pattern(img, 2, 4096, 1u << 20);
-    assert_pattern(img, 0, 65536, 2u << 20);
-    ASSERT_EIO(qed_close(img, &err), "the close");
-
-    /* What reached the device: both writes, and NEED_CHECK still set. */
-    GBytes *after = blk_mem_contents(mem);
-    blk_close(mem);
-    g_assert_true(bytes_need_check(after));
-    img = open_faulty(&mem, after, &dev); /* repairs */
-    assert_pattern(img, 1, 65536, 0);
-    assert_pattern(img, 2, 4096, 1u << 20);
-    assert_pattern(img, 0, 65536, 2u << 20);
-    QedCheckResult res;
-    TU_OK(qed_check(img, 0, &res, &tu_err));
-    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
-    write_pattern(img, 4, 4096, 2u << 20); /* a new handle writes again */
-    TU_OK(qed_close(img, &tu_err));
-    GBytes *closed = blk_mem_contents(mem);
-    blk_close(mem);
-    g_assert_false(bytes_need_check(closed));
-    g_bytes_unref(closed);
-    g_bytes_unref(after);
-    g_bytes_unref(fresh);
-}
-
-/* The flushes the driver makes for itself count too: a failed NEED_CHECK
- * flush inside an allocating write fails the handle, and close leaves the
- * mark on the device. */
-static void test_failed_internal_flush(void)
-{
-    GBytes *fresh = new_image_bytes();
-    BlkDev *mem, *dev;
-    QedImage *img = open_faulty(&mem, fresh, &dev);
-    blk_fault_arm(dev, &(BlkFault){ .kind = BLK_FAULT_FLUSH, .nth = 1, .error = ENOSPC });
-    uint8_t buf[4096] = { 5 };
-    GError *err = NULL;
-    g_assert_cmpint(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), ==, -ENOSPC);
-    g_clear_error(&err);
-    ASSERT_EIO(qed_flush(img, &err), "a flush after a failed NEED_CHECK flush");
-    assert_pattern(img, 0, 4096, 0);
-    ASSERT_EIO(qed_close(img, &err), "the close");
-    GBytes *after = blk_mem_contents(mem);
-    blk_close(mem);
-    g_assert_true(bytes_need_check(after));
-    g_bytes_unref(after);
-    g_bytes_unref(fresh);
-}
-
-/* A container of fixed length (an nbdkit plugin's disk) cannot grow: writes
- * succeed up to its last cluster, and the one that does not fit fails with
- * ENOSPC before it writes anything; the handle is not failed, and the image
- * stays consistent. The container has room for one L2 table and three data
- * clusters past the image, and holds old bytes there. */
-static void test_fixed_length_full(void)
-{
-    GBytes *fresh = new_image_bytes();
-    gsize image = g_bytes_get_size(fresh), room = 2 * 65536 + 3 * 65536;
-    uint8_t *bytes = g_malloc(image + room);
-    memcpy(bytes, g_bytes_get_data(fresh, NULL), image);
-    memset(bytes + image, 0xa5, room);
-    BlkDev *mem = blk_mem_new(NAME, bytes, image + room);
-    mem->fixed_length = true;
-    g_free(bytes);
-    BlkDev *dev = blk_fault_new(mem);
-    GError *err = NULL;
-    QedImage *img = image_open_blk(dev, NAME, "qed", QED_OPEN_NO_BACKING, &err);
-    g_assert_no_error(err);
-    img->opts.clean_after_ms = 3600 * 1000;
-    for (uint8_t i = 0; i < 3; i++) {
-        write_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
-    }
-    uint64_t writes = blk_fault_calls(dev, BLK_FAULT_WRITE);
-    uint8_t buf[512] = { 9 };
-    int ret = qed_pwrite(img, buf, sizeof(buf), 3 * 65536, 0, &err);
-    if (ret != -ENOSPC || !err || !strstr(err->message, NAME)) {
-        g_error("a write into a full container: %d (%s)", ret, err ? err->message : "");
-    }
-    g_clear_error(&err);
-    g_assert_cmpuint(blk_fault_calls(dev, BLK_FAULT_WRITE), ==, writes);
-    for (uint8_t i = 0; i < 3; i++) {
-        assert_pattern(img, (uint8_t)(i + 1), 65536, (uint64_t)i * 65536);
-    }
-    assert_pattern(img, 0, 65536, 3 * 65536);
-    write_pattern(img, 7, 4096, 65536); /* in place: there is room for that */
-    TU_OK(qed_flush(img, &tu_err));
-    TU_OK(qed_close(img, &tu_err));
-
-    GBytes *after = blk_mem_contents(mem);
-    blk_close(mem);
-    g_assert_cmpuint(g_bytes_get_size(after), ==, image + room);
-    mem = blk_mem_new(NAME, g_bytes_get_data(after, NULL), g_bytes_get_size(after));
-    mem->fixed_length = true;
-    img = image_open_blk(mem, NAME, "qed", QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING, &err);
-    g_assert_no_error(err);
-    QedCheckResult res;
-    TU_OK(qed_check(img, 0, &res, &tu_err));
-    g_assert_cmpuint(res.corruptions + res.leaks + res.check_errors, ==, 0);
-    g_assert_cmpuint(res.image_end_offset, ==, image + room);
-    assert_pattern(img, 7, 4096, 65536);
-    TU_OK(qed_close(img, &tu_err));
-    g_bytes_unref(after);
-    g_bytes_unref(fresh);
+    TU_OK(qed_close(reopen_container_clean(mem, &res), &tu_err));
 }
 
 /* A data write that fails (ENOSPC on a full file system) gives its clusters
@@ -1064,7 +1035,7 @@ static void test_failed_data_write_leaks_nothing(void)
     GBytes *fresh = new_image_bytes();
     BlkDev *mem, *dev;
     QedImage *img = open_faulty(&mem, fresh, &dev);
-    write_pattern(img, 1, 65536, 0);
+    tu_write_byte(img, 1, 65536, 0);
     TU_OK(qed_flush(img, &tu_err));
     QedCheckResult res;
     TU_OK(qed_check(img, 0, &res, &tu_err));
@@ -1085,9 +1056,9 @@ static void test_failed_data_write_leaks_nothing(void)
     g_free(buf);
     TU_OK(qed_check(img, 0, &res, &tu_err));
     g_assert_cmpuint(res.leaks + res.corruptions, ==, 0);
-    assert_pattern(img, 1, 65536, 0);
-    assert_pattern(img, 0, 65536, 1u << 20);
-    write_pattern(img, 2, 4096, 1u << 20); /* the clusters serve the next write */
+    tu_assert_byte(img, 1, 65536, 0);
+    tu_assert_byte(img, 0, 65536, 1u << 20);
+    tu_write_byte(img, 2, 4096, 1u << 20); /* the clusters serve the next write */
     TU_OK(qed_close(img, &tu_err));
 
     GBytes *after = blk_mem_contents(mem);
@@ -1096,7 +1067,7 @@ static void test_failed_data_write_leaks_nothing(void)
     img = open_faulty(&mem, after, &dev);
     TU_OK(qed_check(img, 0, &res, &tu_err));
     g_assert_cmpuint(res.leaks + res.corruptions + res.check_errors, ==, 0);
-    assert_pattern(img, 2, 4096, 1u << 20);
+    tu_assert_byte(img, 2, 4096, 1u << 20);
     TU_OK(qed_close(img, &tu_err));
     blk_close(mem);
     g_bytes_unref(after);

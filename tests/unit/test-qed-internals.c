@@ -105,26 +105,6 @@ static QedImage *open_dev(BlkDev *dev)
     return img;
 }
 
-static void write_byte(QedImage *img, uint64_t off, uint8_t value, size_t len)
-{
-    uint8_t *buf = g_malloc(len);
-    memset(buf, value, len);
-    TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
-    g_free(buf);
-}
-
-static void assert_reads(QedImage *img, uint64_t off, uint8_t value, size_t len)
-{
-    uint8_t *buf = g_malloc(len);
-    TU_OK(qed_pread(img, buf, len, off, &tu_err));
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != value) {
-            g_error("byte %" G_GUINT64_FORMAT " reads %u, wrote %u", off + i, buf[i], value);
-        }
-    }
-    g_free(buf);
-}
-
 /* ---------------------------------------------------- the in-flight set */
 
 /* The set against a bitmap model: half-open ranges, edges that touch do
@@ -309,7 +289,7 @@ static gpointer flusher_main(gpointer data)
     /* Each allocates a cluster of its own in the first table (so all
      * entries share an L2 sector or two), then all flush at once. */
     barrier_wait(j->barrier);
-    write_byte(j->img, (uint64_t)j->id * 2 * CLUSTER, (uint8_t)(j->id + 1), CLUSTER);
+    tu_write_byte(j->img, (uint8_t)(j->id + 1), CLUSTER, (uint64_t)j->id * 2 * CLUSTER);
     barrier_wait(j->barrier);
     TU_OK(qed_flush(j->img, &tu_err));
     return NULL;
@@ -365,7 +345,7 @@ static void test_commit_group_flush(void)
     pthread_cond_init(&barrier.c, NULL);
 
     /* NEED_CHECK once, before counting. */
-    write_byte(img, 64 * CLUSTER, 0xee, CLUSTER);
+    tu_write_byte(img, 0xee, CLUSTER, 64 * CLUSTER);
     TU_OK(qed_flush(img, &tu_err));
     size_t from = blk_log_count(log);
     BlkStats before, after;
@@ -396,7 +376,7 @@ static void test_commit_group_flush(void)
     g_assert_cmpuint(s->commit.tables->len, ==, 0);
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < NFLUSHERS; i++) {
-        assert_reads(img, (uint64_t)i * 2 * CLUSTER, (uint8_t)(i + 1), CLUSTER);
+        tu_assert_byte(img, (uint8_t)(i + 1), CLUSTER, (uint64_t)i * 2 * CLUSTER);
     }
     TU_OK(qed_close(img, &tu_err));
     pthread_mutex_destroy(&barrier.m);
@@ -421,7 +401,7 @@ static gpointer churn_main(gpointer data)
             memset(buf, 0x5a, sizeof(buf));
             TU_OK(qed_pwrite(j->img, buf, sizeof(buf), off, QED_WRITE_FUA, &tu_err));
         } else {
-            write_byte(j->img, off, 0x5a, 512);
+            tu_write_byte(j->img, 0x5a, 512, off);
         }
     }
     g_rand_free(rand);
@@ -460,9 +440,9 @@ static void test_commit_fault_fails_handle(void)
     BlkDev *fault = blk_fault_new(mem);
     QedImage *img = open_dev(fault);
     QedState *s = qed_state(img);
-    write_byte(img, 0, 0x11, CLUSTER);
+    tu_write_byte(img, 0x11, CLUSTER, 0);
     TU_OK(qed_flush(img, &tu_err));
-    write_byte(img, TABLE_SPAN, 0x22, CLUSTER); /* a new table, queued */
+    tu_write_byte(img, 0x22, CLUSTER, TABLE_SPAN); /* a new table, queued */
     pthread_mutex_lock(&s->lock);
     g_assert_cmpuint(s->commit.tables->len, ==, 1);
     pthread_mutex_unlock(&s->lock);
@@ -487,7 +467,7 @@ static void test_commit_fault_fails_handle(void)
     g_assert_cmpint(qed_pwrite(img, buf, sizeof(buf), 0, 0, &err), <, 0);
     g_clear_error(&err);
     g_assert_cmpuint(blk_fault_calls(fault, BLK_FAULT_WRITE), ==, writes);
-    assert_reads(img, 0, 0x11, CLUSTER);
+    tu_assert_byte(img, 0x11, CLUSTER, 0);
     qed_close(img, NULL);
 
     /* What reached the disk: the first cluster, durable; leaks at most. */
@@ -498,7 +478,7 @@ static void test_commit_fault_fails_handle(void)
     QedCheckResult res;
     TU_OK(qed_check(img, 0, &res, &tu_err));
     g_assert_cmpuint(res.corruptions, ==, 0);
-    assert_reads(img, 0, 0x11, CLUSTER);
+    tu_assert_byte(img, 0x11, CLUSTER, 0);
     TU_OK(qed_close(img, &tu_err));
     g_bytes_unref(disk);
     g_bytes_unref(base);
@@ -520,7 +500,7 @@ static void test_l2_cache_eviction(void)
     QedState *s = qed_state(img);
     uint64_t tb = s->table_bytes;
     for (int i = 0; i < ntables; i++) {
-        write_byte(img, (uint64_t)i * TABLE_SPAN, (uint8_t)(i + 1), 512);
+        tu_write_byte(img, (uint8_t)(i + 1), 512, (uint64_t)i * TABLE_SPAN);
     }
     /* A budget of three tables: the commit puts the tables it wrote, and
      * the cache sheds the unreferenced ones beyond it. */
@@ -570,7 +550,7 @@ static void test_l2_cache_eviction(void)
 
     /* A queued table is never evicted, however many others pass through:
      * its entries are not on the disk yet. */
-    write_byte(img, 6 * TABLE_SPAN + CLUSTER, 0x66, 512);
+    tu_write_byte(img, 0x66, 512, 6 * TABLE_SPAN + CLUSTER);
     pthread_mutex_lock(&s->lock);
     QedL2Table *queued = g_hash_table_lookup(s->l2_cache.tables, &off[6]);
     g_assert_nonnull(queued);
@@ -593,9 +573,9 @@ static void test_l2_cache_eviction(void)
     g_assert_cmpuint(s->l2_cache.bytes, <=, s->l2_cache.budget);
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < ntables; i++) {
-        assert_reads(img, (uint64_t)i * TABLE_SPAN, (uint8_t)(i + 1), 512);
+        tu_assert_byte(img, (uint8_t)(i + 1), 512, (uint64_t)i * TABLE_SPAN);
     }
-    assert_reads(img, 6 * TABLE_SPAN + CLUSTER, 0x66, 512);
+    tu_assert_byte(img, 0x66, 512, 6 * TABLE_SPAN + CLUSTER);
     TU_OK(qed_close(img, &tu_err));
     g_bytes_unref(base);
 }
@@ -615,7 +595,7 @@ static gpointer cache_churn_main(gpointer data)
             TU_OK(qed_pread(j->img, buf, sizeof(buf), off, &tu_err));
             g_assert_true(buf[0] == 0 || buf[0] == (uint8_t)(j->id + 1));
         } else {
-            write_byte(j->img, off, (uint8_t)(j->id + 1), 512);
+            tu_write_byte(j->img, (uint8_t)(j->id + 1), 512, off);
         }
         if (n % 25 == 0) {
             TU_OK(qed_flush(j->img, &tu_err));

@@ -76,6 +76,26 @@ void tu_fill(void *buf, size_t len, uint8_t seed)
     }
 }
 
+void tu_write_byte(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
+{
+    uint8_t *buf = g_malloc(len);
+    memset(buf, value, len);
+    TU_OK(qed_pwrite(img, buf, len, off, 0, &tu_err));
+    g_free(buf);
+}
+
+void tu_assert_byte(QedImage *img, uint8_t value, uint64_t len, uint64_t off)
+{
+    uint8_t *buf = g_malloc(len);
+    TU_OK(qed_pread(img, buf, len, off, &tu_err));
+    for (uint64_t i = 0; i < len; i++) {
+        if (buf[i] != value) {
+            g_error("byte %" G_GUINT64_FORMAT " reads %u, not %u", off + i, buf[i], value);
+        }
+    }
+    g_free(buf);
+}
+
 char *tu_raw_file(const char *name, size_t len, uint8_t seed)
 {
     char *path = tu_path(name);
@@ -159,6 +179,23 @@ QedImage *tu_open_on_blk(BlkDev *dev, const char *backing, GError **errp)
     if (img && backing && image_attach_backing(img, backing, "raw", errp) < 0) {
         qed_close(img, NULL);
         return NULL;
+    }
+    return img;
+}
+
+QedImage *tu_open_crash_state(GBytes *state, bool fixed, const char *backing, const char *what)
+{
+    BlkDev *mem = blk_mem_new("crash.qed", g_bytes_get_data(state, NULL), g_bytes_get_size(state));
+    mem->fixed_length = fixed;
+    GError *err = NULL;
+    QedImage *img = tu_open_on_blk(mem, backing, &err);
+    if (!img) {
+        g_error("%s: open failed: %s", what, err->message);
+    }
+    QedCheckResult res;
+    TU_OK(qed_check(img, 0, &res, &tu_err));
+    if (res.corruptions || res.check_errors) {
+        g_error("%s: %" G_GUINT64_FORMAT " corruptions after repair", what, res.corruptions);
     }
     return img;
 }

@@ -21,6 +21,10 @@ QedImage *tu_open(const char *path, unsigned flags);
 char *tu_raw_file(const char *name, size_t len, uint8_t seed);
 /* Fills buf with a pattern from seed. */
 void tu_fill(void *buf, size_t len, uint8_t seed);
+/* Writes len bytes of value at off through img; fails the test on error. */
+void tu_write_byte(QedImage *img, uint8_t value, uint64_t len, uint64_t off);
+/* Reads len bytes at off through img; fails the test unless all are value. */
+void tu_assert_byte(QedImage *img, uint8_t value, uint64_t len, uint64_t off);
 /* Runs qemu-img check -U on path (which may be open); returns its exit
  * status, or -1 without qemu-img. */
 int tu_qemu_img_check(const char *path);
@@ -35,6 +39,11 @@ struct BlkDev;
 /* Opens an image whose file is dev (owned), named crash.qed, attaching the
  * raw backing file by path when it is not NULL. */
 QedImage *tu_open_on_blk(struct BlkDev *dev, const char *backing, GError **errp);
+/* Opens a crash state as the next writable open would (repairing it; in a
+ * container of fixed length when fixed), attaching the raw backing file
+ * when it is not NULL, and fails the test (naming what) unless it opens and
+ * its check then finds no corruption. */
+QedImage *tu_open_crash_state(GBytes *state, bool fixed, const char *backing, const char *what);
 /* Fails the test unless the crash state, as it is, has nothing worse than
  * leaks by QEMU's rules: QEMU's check takes the file's length rounded down
  * to a cluster, so a cluster that sticks out past the end is a corruption
