@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "blk/blk.h"
 #include "image.h"
@@ -185,6 +186,51 @@ static void test_allocating_write_io_count(void)
 
 /* QED_OPEN_NO_FLUSH (cache=unsafe, qemu-img convert's target): writes and
  * qed_flush reach no flush of the file; the image still checks clean. */
+/* Queued tables are pinned in the L2 cache until written: once they fill
+ * its budget, the queue is written back without waiting for a flush, so
+ * memory stays bounded. Here the budget holds two tables (256 KiB each)
+ * and the writes dirty four. */
+static void test_queue_written_back_at_cache_budget(void)
+{
+    g_autofree char *path = tu_create("writeback.qed", 16ull << 30, 0, NULL, NULL);
+    QedOpenOptions opts = { .format = "qed", .l2_cache_bytes = 2 * 256 * 1024 };
+    GError *err = NULL;
+    QedImage *img = qed_open(path, &opts, &err);
+    g_assert_no_error(err);
+    QedStats a, b;
+    qed_get_stats(img, &a);
+    for (uint64_t i = 0; i < 4; i++) {
+        tu_write_byte(img, (uint8_t)(i + 1), 4096, i << 31); /* one table per 2 GiB */
+    }
+    qed_get_stats(img, &b);
+    /* NEED_CHECK's header and four data writes, and the written-back tables */
+    g_assert_cmpuint(b.writes - a.writes, >, 5);
+    for (uint64_t i = 0; i < 4; i++) {
+        tu_assert_byte(img, (uint8_t)(i + 1), 4096, i << 31);
+    }
+    TU_OK(qed_close(img, &tu_err));
+    assert_qemu_clean(path);
+}
+
+/* The file grows ahead of allocation by reserving its room (fallocate), not
+ * by a hole: ext4 runs O_DIRECT writes into reserved blocks in parallel. The
+ * room is there while the image is open and dirty, and cut at close. */
+static void test_growth_is_reserved(void)
+{
+    g_autofree char *path = tu_create("reserve.qed", 1ull << 30, 0, NULL, NULL);
+    QedImage *img = tu_open(path, 0);
+    tu_write_byte(img, 1, 4096, 0);
+    struct stat st;
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    /* header, L1 table and one 4 KiB write; the rest is the reserved step */
+    g_assert_cmpint((int64_t)st.st_blocks * 512, >=, 1 << 20);
+    g_assert_cmpint(st.st_size, >=, 1 << 20);
+    TU_OK(qed_close(img, &tu_err));
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, <, 1 << 20);
+    assert_qemu_clean(path);
+}
+
 static void test_no_flush_flushes_nothing(void)
 {
     g_autofree char *path = tu_create("noflush.qed", 64 * MiB, 0, NULL, NULL);
@@ -438,6 +484,9 @@ int main(int argc, char **argv)
     g_test_add_func("/rw/reopen-writable-repairs", test_reopen_writable_repairs);
     g_test_add_func("/rw/allocating-write-io-count", test_allocating_write_io_count);
     g_test_add_func("/rw/no-flush-flushes-nothing", test_no_flush_flushes_nothing);
+    g_test_add_func("/rw/queue-written-back-at-cache-budget",
+                    test_queue_written_back_at_cache_budget);
+    g_test_add_func("/rw/growth-is-reserved", test_growth_is_reserved);
     g_test_add_func("/rw/block-status-runs", test_block_status_runs);
     g_test_add_func("/rw/block-status-takes-len-then-offset",
                     test_block_status_takes_len_then_offset);
