@@ -101,6 +101,10 @@ enum {
     QED_OPEN_NO_SHARE = 1u << 9, /* keep writers out of a raw image (and of the raw files of
                                   * the backing chain), as qemu-img does; a QED image always
                                   * keeps them out. Not with QED_OPEN_FORCE_SHARE */
+    QED_OPEN_BACKING_REMOTE = 1u << 10, /* a backing file may be an NBD export named in an
+                                         * image header ("nbd://...", see qed_open); without
+                                         * it such a name fails the open with -EPERM, so an
+                                         * untrusted image cannot make the host connect */
 };
 
 typedef struct QedOpenOptions {
@@ -120,11 +124,23 @@ typedef struct QedOpenOptions {
  *
  * Names, of the image and of its backing files, are read as QEMU reads
  * them: "file:NAME" is the local file NAME (a relative one from the working
- * directory, as in QEMU); any other "protocol:" prefix (a ':' before the
- * first '/') is refused, network ones ("nbd://...", "http://...") with
- * -ENOTSUP, unknown ones with -EINVAL ("Unknown protocol"), never read as
- * a local path. A local file named "a:b" is "./a:b". Other backing names
- * are relative to the directory of the image that names them.
+ * directory, as in QEMU); an NBD address ("nbd://HOST[:PORT]/EXPORT",
+ * "nbd+unix:///EXPORT?socket=PATH", "nbds://..." with TLS, or QEMU's
+ * "nbd:HOST:PORT[:exportname=E]" and "nbd:unix:PATH") is an export on an
+ * NBD server, opened through libnbd (-ENOTSUP in a build without it); any
+ * other "protocol:" prefix (a ':' before the first '/') is refused, network
+ * ones ("http://...") with -ENOTSUP, unknown ones with -EINVAL ("Unknown
+ * protocol"), never read as a local path. A local file named "a:b" is
+ * "./a:b". Other backing names are relative to the directory of the image
+ * that names them; an image on an NBD server has no directory, so a
+ * relative backing name in it is refused (-EINVAL).
+ *
+ * An NBD export is a container of fixed size: a QED image in it allocates
+ * inside it (a write that needs more room fails with -ENOSPC), a raw one
+ * cannot be resized, and no lock is taken (NBD has none; the server decides
+ * who may connect). An NBD backing file named in a header is opened only
+ * with QED_OPEN_BACKING_REMOTE, and its URI may not name local files (TLS
+ * key files); the caller's own name may.
  *
  * Probing: a file that starts with the magic of another format QEMU knows
  * (qcow2, qcow, vmdk, vdi, vhdx, vpc, luks, parallels, bochs, cloop, and dmg
@@ -267,7 +283,8 @@ typedef struct QedInfo {
     const char *format;    /* "qed" or "raw" */
     uint64_t virtual_size; /* bytes */
     uint64_t file_length;  /* bytes */
-    uint64_t actual_size;  /* bytes the file occupies on the host */
+    uint64_t actual_size;  /* bytes the file occupies on the host; UINT64_MAX when
+                            * that is not known (an NBD export) */
     uint32_t cluster_size; /* 0 for raw */
     uint32_t table_size;   /* clusters; 0 for raw */
     uint32_t header_size;  /* clusters; 0 for raw */

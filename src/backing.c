@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What a backing file name stored in an image may lead to: the local file
- * QEMU would open for it, never a network endpoint, and with
- * QED_OPEN_BACKING_CONFINED only a file beneath one directory. (The name
- * given to qed_open is read by the same protocol rules.)
+ * QEMU would open for it, an NBD export only with QED_OPEN_BACKING_REMOTE,
+ * and with QED_OPEN_BACKING_CONFINED only a file beneath one directory.
+ * (The name given to qed_open is read by the same protocol rules.)
  *
  * Design notes:
  * - QEMU treats a name with a ':' before any '/' as "protocol:rest"
  *   (block.c path_has_protocol). "file:" names a local file, relative to
- *   the working directory and not to the image (QEMU 7.2 does so); every
- *   other protocol is refused here, network ones (nbd, http, ssh, ...) with
- *   their own message. Names without a protocol are relative to the
- *   directory of the image that names them.
+ *   the working directory and not to the image (QEMU 7.2 does so); NBD
+ *   names go to blk-nbd.c (an operator's consent, QED_OPEN_BACKING_REMOTE,
+ *   for a name from a header); every other protocol is refused here,
+ *   network ones (http, ssh, ...) with their own message. Names without a
+ *   protocol are relative to the directory of the image that names them;
+ *   an image on an NBD server has none, so they are refused there.
  * - Confinement leaves the resolution to the kernel: the name is expressed
  *   relative to the directory and opened with openat2(RESOLVE_BENEATH |
  *   RESOLVE_NO_MAGICLINKS) from a descriptor of it, so ".." that stays
@@ -167,9 +169,14 @@ int image_local_name(const char *name, const char *what, const char **local, boo
         return 0;
     }
     if (in_list(network_protocols, G_N_ELEMENTS(network_protocols), protocol)) {
-        g_set_error(errp, QED_ERROR, ENOTSUP,
-                    "Could not open '%s': network %s are not supported yet (protocol '%s')", name,
-                    what, protocol);
+        g_set_error(
+            errp, QED_ERROR, ENOTSUP,
+            "Could not open '%s': network %s over protocol '%s' are not supported "
+            "(NBD ones are: serve the file with an NBD server, such as nbdkit's %s plugin)",
+            name, what, protocol,
+            g_str_has_prefix(protocol, "http") || g_str_has_prefix(protocol, "ftp") ? "curl"
+            : strcmp(protocol, "ssh") == 0                                          ? "ssh"
+                                                                                    : "nbd");
         return -ENOTSUP;
     }
     if (strcmp(protocol, "json") == 0 ||
@@ -187,11 +194,40 @@ int image_local_name(const char *name, const char *what, const char **local, boo
 int backing_locate(const QedImage *img, const char *name, BackingLocation *loc, GError **errp)
 {
     memset(loc, 0, sizeof(*loc));
+    if (blk_nbd_name(name)) {
+        if (!(img->opts.flags & QED_OPEN_BACKING_REMOTE)) {
+            g_set_error(errp, QED_ERROR, EPERM,
+                        "Could not open '%s': backing files on NBD servers are not allowed here "
+                        "(QED_OPEN_BACKING_REMOTE; for nbdkit qed, backing-remote=true)",
+                        name);
+            return -EPERM;
+        }
+        loc->path = g_strdup(name);
+        loc->remote = true;
+        return 0;
+    }
     const char *local;
     bool from_cwd;
     int ret = image_local_name(name, "backing files", &local, &from_cwd, errp);
     if (ret < 0) {
         return ret;
+    }
+    if (img->remote) {
+        /* An export has no directory; a local file it names is the host's. */
+        if (local[0] != '/') {
+            g_set_error(errp, QED_ERROR, EINVAL,
+                        "Could not open '%s': the image '%s' is on an NBD server, so a relative "
+                        "backing file name has no directory to be relative to",
+                        name, img->filename);
+            return -EINVAL;
+        }
+        if (img->opts.flags & QED_OPEN_BACKING_CONFINED) {
+            g_set_error(errp, QED_ERROR, EPERM,
+                        "Could not open '%s': the image '%s' is on an NBD server, and its "
+                        "backing chain is confined to local files beneath a directory",
+                        name, img->filename);
+            return -EPERM;
+        }
     }
     loc->path = from_cwd ? g_strdup(local) : qed_backing_path(img->filename, local);
     if (!img->confine) {

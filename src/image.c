@@ -120,11 +120,10 @@ static void image_free(QedImage *img)
     g_free(img);
 }
 
-/* Adds the "dev:ino" key of the file filename to chain; fails if it is
- * there already. */
-static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filename, GError **errp)
+/* Adds key (owned from here on: "dev:ino" of a local file, "nbd:URI" of an
+ * export) for the file filename to chain; fails if it is there already. */
+static bool chain_add(GPtrArray *chain, char *key, const char *filename, GError **errp)
 {
-    char *key = g_strdup_printf("%ju:%ju", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino);
     for (guint i = 0; i < chain->len; i++) {
         if (strcmp(g_ptr_array_index(chain, i), key) == 0) {
             g_free(key);
@@ -135,6 +134,11 @@ static bool chain_add(GPtrArray *chain, const struct stat *st, const char *filen
     }
     g_ptr_array_add(chain, key);
     return true;
+}
+
+static char *file_key(const struct stat *st)
+{
+    return g_strdup_printf("%ju:%ju", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino);
 }
 
 /* Takes QEMU's locks for img in the mode of flags (docs/format.md). A QED
@@ -185,6 +189,7 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
     img->opts.backing_dir = NULL;
     img->drv = drv;
     img->probed = !format && drv == &raw_driver;
+    img->remote = strcmp(file->ops->name, "nbd") == 0;
     img->confine = confine;
     img->confined_path = g_strdup(confined_path);
 
@@ -201,7 +206,26 @@ static QedImage *open_on(BlkDev *file, const char *name, const char *format,
     return img;
 }
 
-/* Opens one image of a chain; chain holds the "dev:ino" keys above it.
+/* Opens an image of a chain on an NBD export (blk-nbd.c). A name from a
+ * header (depth > 0) may not make libnbd read local files. */
+static QedImage *open_remote(const char *name, const char *format, const QedOpenOptions *opts,
+                             unsigned blk_flags, int depth, GPtrArray *chain, GError **errp)
+{
+    char *uri = blk_nbd_uri(name, errp);
+    if (!uri || !chain_add(chain, g_strconcat("nbd:", uri, NULL), name, errp)) {
+        g_free(uri);
+        return NULL;
+    }
+    g_free(uri);
+    BlkDev *file = blk_nbd_open(name, blk_flags | (depth > 0 ? BLK_NBD_UNTRUSTED : 0), errp);
+    if (!file) {
+        return NULL;
+    }
+    file->no_flush = opts->flags & QED_OPEN_NO_FLUSH;
+    return open_on(file, name, format, opts, depth, chain, NULL, NULL, errp);
+}
+
+/* Opens one image of a chain; chain holds the keys of the files above it.
  * With confine, the file is found at confined_path beneath its directory. */
 static QedImage *image_open(const char *filename, const char *format, const QedOpenOptions *opts,
                             int depth, GPtrArray *chain, const Confinement *confine,
@@ -219,6 +243,9 @@ static QedImage *image_open(const char *filename, const char *format, const QedO
     unsigned blk_flags = 0;
     if (opts->flags & QED_OPEN_READ_ONLY) {
         blk_flags |= BLK_OPEN_READ_ONLY;
+    }
+    if (blk_nbd_name(filename)) {
+        return open_remote(filename, format, opts, blk_flags, depth, chain, errp);
     }
     if (opts->flags & QED_OPEN_DIRECT) {
         blk_flags |= BLK_OPEN_DIRECT;
@@ -246,7 +273,7 @@ static QedImage *image_open(const char *filename, const char *format, const QedO
             return NULL;
         }
     }
-    if (!chain_add(chain, &st, filename, errp)) {
+    if (!chain_add(chain, file_key(&st), filename, errp)) {
         close(fd);
         return NULL;
     }
@@ -285,7 +312,8 @@ static unsigned backing_open_flags(const QedImage *img)
 {
     return QED_OPEN_READ_ONLY |
            (img->opts.flags & (QED_OPEN_FORCE_SHARE | QED_OPEN_DIRECT | QED_OPEN_NO_SHARE |
-                               QED_OPEN_BACKING_CONFINED | QED_OPEN_BACKING_BLOCK_DEVICES));
+                               QED_OPEN_BACKING_CONFINED | QED_OPEN_BACKING_BLOCK_DEVICES |
+                               QED_OPEN_BACKING_REMOTE));
 }
 
 /* Opens the backing file at loc read-only as img's backing image (depth:
@@ -393,14 +421,17 @@ int qed_create(const char *filename, const QedCreateOptions *opts, GError **errp
         g_set_error(errp, QED_ERROR, EINVAL, "%s: Unknown driver '%s'", filename, format);
         return -EINVAL;
     }
-    /* Named as qed_open reads names: "file:a:b" creates "a:b". */
-    const char *local;
-    int ret = image_local_name(filename, "images", &local, NULL, errp);
+    /* Named as qed_open reads names: "file:a:b" creates "a:b"; an NBD
+     * export is written over, at its size (QEMU does the same). */
+    const char *local = filename;
+    int ret = blk_nbd_name(filename) ? 0
+                                     : image_local_name(filename, "images", &local, NULL, errp);
     if (ret < 0) {
         return ret;
     }
     GError *err = NULL;
-    BlkDev *file = blk_file_open(local, BLK_OPEN_CREATE, &err);
+    BlkDev *file = blk_nbd_name(filename) ? blk_nbd_open(filename, 0, &err)
+                                          : blk_file_open(local, BLK_OPEN_CREATE, &err);
     if (!file) {
         int code = err->code;
         g_propagate_error(errp, err);
@@ -427,15 +458,19 @@ QedImage *qed_open(const char *name, const QedOpenOptions *opts, GError **errp)
     if (!opts) {
         opts = &defaults;
     }
-    /* Read as QEMU reads it: "file:x" is x, "nbd://..." is no local file. */
-    const char *filename;
-    if (image_local_name(name, "images", &filename, NULL, errp) < 0) {
+    /* Read as QEMU reads it: "file:x" is x, "nbd://..." an NBD export. */
+    const char *filename = name;
+    bool remote = blk_nbd_name(name);
+    if (!remote && image_local_name(name, "images", &filename, NULL, errp) < 0) {
         return NULL;
     }
     Confinement confine;
     g_autofree char *top_path = NULL;
+    /* An export has no directory: the chain below one is held to NBD
+     * exports and absolute names, and with confinement to exports
+     * (backing.c). */
     bool confined = (opts->flags & QED_OPEN_BACKING_CONFINED) &&
-                    !(opts->flags & QED_OPEN_NO_BACKING);
+                    !(opts->flags & QED_OPEN_NO_BACKING) && !remote;
     if (confined && confinement_init(&confine, filename, opts->backing_dir, &top_path, errp) < 0) {
         return NULL;
     }
@@ -663,7 +698,9 @@ int qed_get_info(QedImage *img, QedInfo *info, GError **errp)
     }
     info->file_length = (uint64_t)length;
     int64_t allocated = blk_allocated_bytes(img->file);
-    info->actual_size = allocated < 0 ? 0 : (uint64_t)allocated;
+    info->actual_size = allocated == -ENOTSUP ? UINT64_MAX
+                        : allocated < 0       ? 0
+                                              : (uint64_t)allocated;
     img->drv->get_info(img, info);
     return 0;
 }

@@ -23,6 +23,7 @@ struct QedImage {
     QedOpenOptions opts;   /* as opened (opts.format and opts.backing_dir unused);
                             * opts.flags are QED_OPEN_* */
     uint64_t backing_size; /* virtual size of backing, read once at open */
+    bool remote;           /* the file is an NBD export (blk-nbd.c) */
     bool probed;           /* no format was given and the file probed as raw: writes
                             * into its first sector are checked (raw.c) */
     /* QED_OPEN_BACKING_CONFINED, while qed_open runs (NULL otherwise): the
@@ -107,17 +108,18 @@ int confinement_refused(const Confinement *c, const char *path, GError **errp);
 
 /* Does QEMU read name as "protocol:rest" (a ':' before any '/')? */
 bool backing_has_protocol(const char *name);
-/* Refuses a name with a protocol other than "file:" (messages say "network
- * WHAT are not supported yet"); *local gets the local file name (past
- * "file:") and *from_cwd (unless NULL) whether it is relative to the
- * working directory even where a relative name would be relative to an
- * image. */
+/* Refuses a name with a protocol other than "file:" (NBD names are handled
+ * before this is asked; other network ones are "not supported"); *local gets the local file name
+ * (past "file:") and *from_cwd (unless NULL) whether it is relative to the working directory even
+ * where a relative name would be relative to an image. */
 int image_local_name(const char *name, const char *what, const char **local, bool *from_cwd,
                      GError **errp);
 
 /* Where the backing file `name` stored in img is. */
 typedef struct BackingLocation {
-    char *path;    /* the local file to open, as QEMU finds it; names it in messages */
+    char *path;    /* the local file to open, as QEMU finds it, or the NBD address
+                    * (remote); names it in messages */
+    bool remote;   /* an NBD export (allowed by QED_OPEN_BACKING_REMOTE) */
     char *beneath; /* with img->confine: path relative to the directory, for openat2 */
 } BackingLocation;
 /* Fills *loc, or refuses the name (a protocol other than file:, or a file

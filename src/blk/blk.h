@@ -121,6 +121,25 @@ int blk_open_fd(int dirfd, const char *path, const char *name, unsigned flags, s
 BlkDev *blk_file_new(int fd, const char *filename, unsigned flags);
 BlkDev *blk_mem_new(const char *name, const void *contents, size_t len);
 
+/* NBD exports (blk-nbd.c, on libnbd). Does name address an NBD export
+ * ("nbd://", "nbd+unix://", "nbds://", "nbds+unix://", "nbd+tcp://" or
+ * QEMU's "nbd:HOST:PORT" / "nbd:unix:PATH")? */
+bool blk_nbd_name(const char *name);
+/* The libnbd URI for such a name (owned by the caller), or NULL with *errp
+ * set when it does not parse. */
+char *blk_nbd_uri(const char *name, GError **errp);
+enum {
+    BLK_NBD_UNTRUSTED = 1u << 16, /* the name comes from an image header: it may
+                                   * not make libnbd read local files */
+};
+/* Connects to the export named name, with BLK_OPEN_READ_ONLY and
+ * BLK_NBD_UNTRUSTED of flags. The device is a container of fixed length;
+ * requests run on a pool of connections (see blk-nbd.c). */
+BlkDev *blk_nbd_open(const char *name, unsigned flags, GError **errp);
+/* libnbd's message for the last failed request of an NBD device (owned by
+ * the caller), or NULL (another device, or no failure). */
+char *blk_nbd_last_error(BlkDev *dev);
+
 /* The wrappers every caller uses: they count the I/O, then call the ops.
  * Once a flush has failed, blk_flush, blk_pwrite, blk_truncate and
  * blk_punch_zeroes fail with -EIO (BlkDev.failed). */

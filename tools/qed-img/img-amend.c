@@ -6,6 +6,7 @@
  * (the header is rewritten as by `rebase -u`), and every option that only
  * creation can set is refused with qemu-img's words.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -182,7 +183,7 @@ static int img_amend(int argc, char **argv)
                              .flags = cache_flags | QED_OPEN_NO_BACKING,
                              .locking = locking };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

@@ -19,6 +19,7 @@
  * then, and the flush of the close, are done after the clock stops.
  * pthread locks rather than GMutex, so that ThreadSanitizer sees them.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -506,7 +507,7 @@ static int img_bench(int argc, char **argv)
                  (force_share ? QED_OPEN_FORCE_SHARE : 0),
     };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

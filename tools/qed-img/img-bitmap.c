@@ -6,6 +6,7 @@
  * a bitmap is not supported, and there is no bitmap to remove, clear,
  * enable, disable or merge into.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -64,7 +65,7 @@ static QedImage *open_image(const char *filename, const char *fmt, bool writable
         .flags = QED_OPEN_NO_BACKING | (writable ? 0 : QED_OPEN_READ_ONLY),
     };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

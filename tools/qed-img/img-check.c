@@ -5,6 +5,7 @@
  * check`: 0 clean, 1 the check could not run, 2 corruptions, 3 leaks only,
  * 63 a format without metadata (raw).
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -189,7 +190,7 @@ static int img_check(int argc, char **argv)
         .locking = locking,
     };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

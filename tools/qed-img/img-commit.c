@@ -6,6 +6,7 @@
  * qemu-img, empties the overlay when it was committed into its immediate
  * backing file (qed_make_empty), which QED's design asked for.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -163,7 +164,7 @@ static int copy_into_base(const CommitChain *chain, uint64_t rate, GError **errp
 static int reopen_base(QedImage *base, unsigned open_flags, bool writable, GError **errp)
 {
     unsigned flags = (open_flags & QED_OPEN_DIRECT) | (writable ? 0 : QED_OPEN_READ_ONLY);
-    return qed_reopen(base, flags, errp);
+    return tool_reopen(base, flags, errp);
 }
 
 /* A base that must grow for the top while its own backing file reaches past
@@ -305,7 +306,7 @@ static int img_commit(int argc, char **argv)
 
     QedOpenOptions oopts = { .format = fmt, .flags = cache_flags, .locking = locking };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

@@ -15,6 +15,7 @@
  * past the end of the shorter one ("Warning: Image size mismatch!");
  * -s (strict) refuses different sizes and different block status instead.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <inttypes.h>
@@ -201,7 +202,7 @@ static QedImage *open_side(const char *filename, const char *fmt, unsigned flags
 {
     QedOpenOptions oopts = { .format = fmt, .flags = flags, .locking = locking };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

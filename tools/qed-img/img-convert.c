@@ -18,6 +18,7 @@
  * The target is opened with qemu-img's default cache, "unsafe": no flushes
  * (QED_OPEN_NO_FLUSH), as a failed copy is thrown away.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -547,7 +548,7 @@ static bool open_sources(Convert *c, const ConvertArgs *a, char **names)
     for (size_t i = 0; i < c->nsrc; i++) {
         GError *err = NULL;
         c->src[i].name = names[i];
-        c->src[i].img = qed_open(names[i], &oopts, &err);
+        c->src[i].img = tool_open(names[i], &oopts, &err);
         if (!c->src[i].img) {
             img_error("%s", err->message);
             g_error_free(err);
@@ -647,7 +648,7 @@ static bool open_target(Convert *c, const ConvertArgs *a, const char *out_filena
     }
     QedOpenOptions oopts = { .format = a->out_fmt, .flags = flags };
     GError *err = NULL;
-    c->target = qed_open(out_filename, &oopts, &err);
+    c->target = tool_open(out_filename, &oopts, &err);
     if (!c->target) {
         img_error("%s", err->message);
         g_error_free(err);

@@ -4,6 +4,7 @@
  * messages and "Formatting" line of `qemu-img create`. The QED bytes are
  * written by qed_create(); this file only turns the command line into them.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -203,7 +204,7 @@ static bool probe_backing(const CreateRequest *req, ImgOpts *opts, GError **errp
     };
     GError *err = NULL;
 
-    QedImage *img = qed_open(path, &oopts, &err);
+    QedImage *img = tool_open(path, &oopts, &err);
     if (!img) {
         g_set_error(errp, err->domain, err->code, "%s\nCould not open backing image.",
                     err->message);

@@ -6,6 +6,7 @@
  * anew, every block is written (zeros too), and with count= the size is
  * count blocks less the skipped ones, as qemu-img computes it.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -119,7 +120,7 @@ static int img_dd(int argc, char **argv)
         .flags = QED_OPEN_READ_ONLY | (force_share ? QED_OPEN_FORCE_SHARE : 0),
     };
     GError *err = NULL;
-    QedImage *in = qed_open(dd.in, &iopts, &err);
+    QedImage *in = tool_open(dd.in, &iopts, &err);
     if (!in) {
         img_error("%s", err->message);
         g_error_free(err);
@@ -150,7 +151,7 @@ static int img_dd(int argc, char **argv)
         goto done;
     }
     QedOpenOptions oopts = { .format = out_fmt, .flags = QED_OPEN_NO_FLUSH };
-    out = qed_open(dd.out, &oopts, &err);
+    out = tool_open(dd.out, &oopts, &err);
     if (!out) {
         img_error("%s", err->message);
         g_clear_error(&err);

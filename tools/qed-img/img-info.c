@@ -4,6 +4,8 @@
  * under it) in the words and layout of `qemu-img info`, as human-readable
  * text or as JSON.
  */
+#include "blk/blk.h"
+#include "open.h"
 #include "qed-img.h"
 
 #include <inttypes.h>
@@ -49,11 +51,47 @@ typedef struct InfoOpen {
  * backing file (which may be missing or untrusted). Each image of the chain
  * is opened alone, so a writer of a QED backing file stops --backing-chain
  * as it stops qemu-img. */
-/* The name qemu-img shows for a local file: without a "file:" prefix (the
- * library has taken it off), and with "./" in front where the name would
- * otherwise read as "protocol:rest" (a ':' before any '/'). */
+/* The name QEMU gives an NBD export it opened by URI: the socket or host
+ * and port (10809 unless given) and the export, respelt; NULL where QEMU
+ * has no such name (nbds://, or a name GLib cannot parse as a URI). */
+static char *nbd_display_name(const char *name)
+{
+    g_autofree char *uri_text = blk_nbd_uri(name, NULL);
+    g_autoptr(GUri) uri = uri_text ? g_uri_parse(uri_text, G_URI_FLAGS_ENCODED, NULL) : NULL;
+    if (!uri) {
+        return NULL;
+    }
+    const char *scheme = g_uri_get_scheme(uri);
+    const char *path = g_uri_get_path(uri);
+    const char *export = path[0] == '/' ? path + 1 : path;
+    if (g_ascii_strcasecmp(scheme, "nbd+unix") == 0) {
+        const char *query = g_uri_get_query(uri);
+        g_autoptr(GHashTable)
+            params = query ? g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, NULL) : NULL;
+        const char *socket = params ? g_hash_table_lookup(params, "socket") : NULL;
+        if (!socket) {
+            return NULL;
+        }
+        return g_strdup_printf("nbd+unix://%s%s?socket=%s", *export ? "/" : "", export, socket);
+    }
+    if (g_ascii_strcasecmp(scheme, "nbd") == 0 && g_uri_get_host(uri)) {
+        int port = g_uri_get_port(uri);
+        return g_strdup_printf("nbd://%s:%d%s%s", g_uri_get_host(uri), port > 0 ? port : 10809,
+                               *export ? "/" : "", export);
+    }
+    return NULL;
+}
+
+/* The name qemu-img shows for an image: an NBD export's name as QEMU
+ * respells it; for a local file without a "file:" prefix (the library has
+ * taken it off), and with "./" in front where the name would otherwise read
+ * as "protocol:rest" (a ':' before any '/'). */
 static char *display_name(const char *local)
 {
+    if (blk_nbd_name(local)) {
+        char *name = nbd_display_name(local);
+        return name ? name : g_strdup(local);
+    }
     const char *colon = strchr(local, ':');
     const char *slash = strchr(local, '/');
     if (colon && (!slash || colon < slash)) {
@@ -73,7 +111,7 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
     GError *err = NULL;
     QedInfo qinfo;
 
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);
@@ -163,7 +201,9 @@ static GPtrArray *collect_infos(const char *filename, const char *fmt, bool chai
 static void print_human(const ImageInfo *info)
 {
     g_autofree char *size = units_size_to_str(info->virtual_size);
-    g_autofree char *disk = units_size_to_str(info->actual_size);
+    /* An NBD export's storage is the server's: QEMU says "unavailable". */
+    g_autofree char *disk = info->actual_size == UINT64_MAX ? g_strdup("unavailable")
+                                                            : units_size_to_str(info->actual_size);
 
     printf("image: %s\n"
            "file format: %s\n"
@@ -195,8 +235,15 @@ static ImgJson *info_to_json(const ImageInfo *info)
 
     img_json_add_string(obj, "filename", info->filename);
     img_json_add_string(obj, "format", info->format);
-    img_json_add_bool(obj, "dirty-flag", info->dirty);
-    img_json_add_int(obj, "actual-size", (int64_t)info->actual_size);
+    /* QEMU leaves out what an NBD export cannot tell: its storage size, and
+     * for raw (no format header) the dirty flag. */
+    bool remote = info->actual_size == UINT64_MAX;
+    if (!remote || strcmp(info->format, "raw") != 0) {
+        img_json_add_bool(obj, "dirty-flag", info->dirty);
+    }
+    if (!remote) {
+        img_json_add_int(obj, "actual-size", (int64_t)info->actual_size);
+    }
     img_json_add_int(obj, "virtual-size", (int64_t)info->virtual_size);
     if (info->cluster_size) {
         img_json_add_int(obj, "cluster-size", info->cluster_size);

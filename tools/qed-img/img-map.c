@@ -6,6 +6,7 @@
  * neighbouring ranges whose every field agrees (and whose offsets follow
  * on) are merged here, as qemu-img does.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -156,7 +157,7 @@ static int img_map(int argc, char **argv)
         .flags = QED_OPEN_READ_ONLY | (force_share ? QED_OPEN_FORCE_SHARE : 0),
     };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

@@ -10,6 +10,7 @@
  * flattened chain (convert leaves zeros out, so it may write less). A raw
  * file is as long as the disk, holes or not.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -181,7 +182,7 @@ static int img_measure(int argc, char **argv)
             .flags = QED_OPEN_READ_ONLY | (force_share ? QED_OPEN_FORCE_SHARE : 0),
         };
         GError *err = NULL;
-        img = qed_open(filename, &oopts, &err);
+        img = tool_open(filename, &oopts, &err);
         if (!img) {
             img_error("%s", err->message);
             g_error_free(err);

@@ -8,6 +8,7 @@
  * the header. Everything that could refuse the new name is checked before
  * anything is written.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -116,7 +117,7 @@ static QedImage *open_new_backing(const QedInfo *info, const char *name, const c
                              .flags = flags | QED_OPEN_READ_ONLY,
                              .locking = locking };
     GError *err = NULL;
-    QedImage *b = qed_open(path, &oopts, &err);
+    QedImage *b = tool_open(path, &oopts, &err);
     if (!b) {
         img_error("Could not open new backing file '%s': %s", name, err->message);
         g_error_free(err);
@@ -272,7 +273,7 @@ static int img_rebase(int argc, char **argv)
                              .flags = flags | (unsafe ? QED_OPEN_NO_BACKING : 0),
                              .locking = locking };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

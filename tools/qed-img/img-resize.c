@@ -4,6 +4,7 @@
  * messages and exit status of `qemu-img resize`; unlike QEMU it also shrinks
  * QED images (with --shrink), freeing what lies past the new end.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <inttypes.h>
@@ -129,7 +130,7 @@ static int img_resize(int argc, char **argv)
 
     QedOpenOptions oopts = { .format = fmt };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

@@ -5,6 +5,7 @@
  * for them: an empty list, and the same errors (and exit status) for
  * creating, applying and deleting one.
  */
+#include "open.h"
 #include "qed-img.h"
 
 #include <errno.h>
@@ -75,7 +76,7 @@ static int img_snapshot(int argc, char **argv)
                  (force_share ? QED_OPEN_FORCE_SHARE : 0),
     };
     GError *err = NULL;
-    QedImage *img = qed_open(filename, &oopts, &err);
+    QedImage *img = tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);

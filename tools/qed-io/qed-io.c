@@ -4,6 +4,7 @@
  * syntax and output. This file holds the program: its options, the command
  * loop (-c commands, else lines from stdin) and open, reopen, close and quit.
  */
+#include "open.h"
 #include "qed-io.h"
 
 #include <errno.h>
@@ -154,7 +155,7 @@ static int open_image(IoState *s, const char *filename, const char *format, cons
                         filename);
         return -EINVAL;
     }
-    s->img = qed_open(filename, &opts, &err);
+    s->img = tool_open(filename, &opts, &err);
     if (!s->img) {
         io_error_report("can't open device %s: %s", filename,
                         err ? open_error_reason(filename, err) : "unknown error");
@@ -304,7 +305,7 @@ static int reopen_f(IoState *s, int argc, char **argv)
     io_aio_poll(s, true); /* qed_reopen wants no request in flight */
     unsigned flags = (s->open_flags & ~QED_OPEN_READ_ONLY) | (read_only ? QED_OPEN_READ_ONLY : 0);
     GError *err = NULL;
-    int ret = qed_reopen(s->img, flags, &err);
+    int ret = tool_reopen(s->img, flags, &err);
     if (ret < 0) {
         return io_lib_error(ret, err);
     }
