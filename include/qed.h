@@ -95,12 +95,12 @@ enum {
                                                * a symlink or ".." lead out of it */
     QED_OPEN_BACKING_BLOCK_DEVICES = 1u << 7, /* a backing file may be a block device; without
                                                * it only regular files are accepted */
-    QED_OPEN_NO_FLUSH = 1u << 8, /* cache=unsafe: flushes of the image file do nothing, so a
-                                  * crash may leave it inconsistent or lose data; for a copy
-                                  * that is thrown away when it fails (qemu-img convert) */
-    QED_OPEN_NO_SHARE = 1u << 9, /* keep writers out of a raw image (and of the raw files of
-                                  * the backing chain), as qemu-img does; a QED image always
-                                  * keeps them out. Not with QED_OPEN_FORCE_SHARE */
+    QED_OPEN_NO_FLUSH = 1u << 8,        /* cache=unsafe: flushes of the image file do nothing, so a
+                                         * crash may leave it inconsistent or lose data; for a copy
+                                         * that is thrown away when it fails (qemu-img convert) */
+    QED_OPEN_NO_SHARE = 1u << 9,        /* keep writers out of a raw image (and of the raw files of
+                                         * the backing chain), as qemu-img does; a QED image always
+                                         * keeps them out. Not with QED_OPEN_FORCE_SHARE */
     QED_OPEN_BACKING_REMOTE = 1u << 10, /* a backing file may be an NBD export named in an
                                          * image header ("nbd://...", see qed_open); without
                                          * it such a name fails the open with -EPERM, so an
