@@ -31,6 +31,9 @@ typedef enum BackingPolicy {
 static char *filename;     /* the image; owned */
 static bool open_readonly; /* readonly=true */
 static BackingPolicy backing_policy = BACKING_DIR;
+/* backing-remote=true: the chain may name exports on NBD servers. Off by
+ * default: a header is data, and may not make the server connect out. */
+static bool backing_remote;
 static char *backing_dir;    /* backing-dir=DIR, resolved; owned (malloc) */
 static QedLocking locking;   /* locking=auto|on|off */
 static unsigned cache_flags; /* QED_OPEN_DIRECT or QED_OPEN_WRITETHROUGH */
@@ -89,6 +92,9 @@ static int qed_plugin_config(const char *key, const char *value)
     if (strcmp(key, "backing") == 0) {
         return parse_backing(value);
     }
+    if (strcmp(key, "backing-remote") == 0) {
+        return parse_bool(key, value, &backing_remote);
+    }
     if (strcmp(key, "backing-dir") == 0) {
         free(backing_dir);
         /* Resolved now: in the background nbdkit works in "/". */
@@ -137,17 +143,20 @@ static int qed_plugin_config_complete(void)
     "backing-dir=<DIR>     The backing chain must stay beneath DIR.\n" \
     "backing=any           The backing chain may name any local file (as QEMU).\n" \
     "backing=false         Do not open the backing file (unallocated reads as zeros).\n" \
+    "backing-remote=true   The backing chain may name exports on NBD servers\n" \
+    "                      (nbd://, nbd+unix://, nbds://; default false).\n" \
     "locking=auto|on|off   Lock the image against other programs, as QEMU (default auto).\n" \
     "cache=writeback|writethrough|none\n" \
     "                      Host cache mode, as QEMU's (default writeback)."
 
 static unsigned backing_flags(void)
 {
+    unsigned remote = backing_remote ? QED_OPEN_BACKING_REMOTE : 0;
     switch (backing_policy) {
     case BACKING_DIR:
-        return QED_OPEN_BACKING_CONFINED;
+        return QED_OPEN_BACKING_CONFINED | remote;
     case BACKING_ANY:
-        return QED_OPEN_BACKING_BLOCK_DEVICES;
+        return QED_OPEN_BACKING_BLOCK_DEVICES | remote;
     case BACKING_NONE:
         return QED_OPEN_NO_BACKING;
     }
