@@ -33,7 +33,7 @@ fi
 
 failed=""
 seed_failed() {
-    echo "FAIL seed $1: $2 (rerun: QED_TEST_SEED=$1 meson test -C BUILDDIR io-differential;" \
+    echo "FAIL seed $1: $2 (rerun: QED_TEST_SEED=$1 meson test -C BUILDDIR io-differential${remote:+-remote};" \
         "commands: tests/io/gen-workload.py $1 DIR)" >&2
     case " $failed " in
     *" $1 "*) ;;
