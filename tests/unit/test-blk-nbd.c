@@ -4,7 +4,9 @@
  * connections (several with multi-conn or for reads, one for a writer
  * without it, counted in nbdkit's log), flush and zero mapped to NBD's
  * commands, block status, the fixed size, and what happens when the server
- * goes away and comes back.
+ * goes away and comes back; and NBD backing files through qed_open: the
+ * QED_OPEN_BACKING_REMOTE consent, what an image on a server may name,
+ * loops through the network, and URIs in headers that name local files.
  */
 #include "testutil.h"
 
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "blk/blk.h"
+#include "qed.h"
 
 #define MiB (1024u * 1024)
 
@@ -338,6 +341,128 @@ static void test_names(void)
     g_error_free(err);
 }
 
+/* qed_open of path with flags must fail with code and a message holding
+ * text. */
+static void assert_open_fails(const char *path, unsigned flags, int code, const char *text)
+{
+    QedOpenOptions opts = { .flags = flags };
+    GError *err = NULL;
+    QedImage *img = qed_open(path, &opts, &err);
+    if (img) {
+        g_error("opening %s succeeded", path);
+    }
+    if (err->code != code || !strstr(err->message, text)) {
+        g_error("opening %s: code %d (expected %d): %s (expected \"%s\")", path, err->code, code,
+                err->message, text);
+    }
+    g_error_free(err);
+}
+
+/* A local overlay over an NBD export opens only with the opener's consent,
+ * and then reads the export's bytes where it holds none. */
+static void test_remote_backing_needs_consent(void)
+{
+    if (!have_nbdkit()) {
+        return;
+    }
+    g_autofree char *golden = tu_raw_file("consent.raw", 2 * MiB, 3);
+    g_autofree char *file_arg = g_strconcat("file=", golden, NULL);
+    Server s = { 0 };
+    const char *args[] = { "-r", "file", file_arg, NULL };
+    server_start(&s, "consent.sock", args);
+    g_autofree char *top = tu_create("consent.qed", 2 * MiB, 0, s.uri, "raw");
+    assert_open_fails(top, QED_OPEN_READ_ONLY, EPERM, "QED_OPEN_BACKING_REMOTE");
+    assert_open_fails(top, QED_OPEN_READ_ONLY | QED_OPEN_BACKING_CONFINED, EPERM,
+                      "QED_OPEN_BACKING_REMOTE");
+    g_assert_cmpuint(log_count(&s, " Connect "), ==, 0);
+
+    QedImage *img = tu_open(top, QED_OPEN_BACKING_REMOTE);
+    g_autoptr(GBytes) want = tu_file_bytes(golden);
+    g_autofree uint8_t *got = g_malloc(2 * MiB);
+    GError *err = NULL;
+    g_assert_cmpint(qed_pread(img, got, 2 * MiB, 0, &err), ==, 0);
+    g_assert_cmpmem(got, 2 * MiB, g_bytes_get_data(want, NULL), 2 * MiB);
+    tu_write_byte(img, 0x5a, 4096, MiB);
+    g_assert_cmpint(qed_close(img, &err), ==, 0);
+    g_assert_no_error(err);
+    /* Confined to the image's directory for local files, still remote. */
+    img = tu_open(top, QED_OPEN_BACKING_REMOTE | QED_OPEN_BACKING_CONFINED | QED_OPEN_READ_ONLY);
+    tu_assert_byte(img, 0x5a, 4096, MiB);
+    g_assert_cmpint(qed_close(img, &err), ==, 0);
+    g_assert_cmpint(tu_qemu_img_check(top), <=, 0);
+    server_free(&s);
+}
+
+/* An image on a server has no directory: a relative backing name in it is
+ * refused rather than read as a host file; an absolute one is a host file,
+ * refused under confinement. */
+static void test_remote_image_names_no_relative_file(void)
+{
+    if (!have_nbdkit()) {
+        return;
+    }
+    g_autofree char *base = tu_raw_file("local-base.raw", MiB, 4);
+    g_autofree char *rel = tu_create("rel.qed", MiB, 0, "local-base.raw", "raw");
+    g_autofree char *abs = tu_create("abs.qed", MiB, 0, base, "raw");
+    g_autofree char *rel_arg = g_strconcat("file=", rel, NULL);
+    g_autofree char *abs_arg = g_strconcat("file=", abs, NULL);
+    Server r = { 0 }, a = { 0 };
+    const char *rargs[] = { "-r", "file", rel_arg, NULL };
+    const char *aargs[] = { "-r", "file", abs_arg, NULL };
+    server_start(&r, "rel.sock", rargs);
+    server_start(&a, "abs.sock", aargs);
+    assert_open_fails(r.uri, QED_OPEN_READ_ONLY, EINVAL, "has no directory to be relative to");
+    assert_open_fails(a.uri, QED_OPEN_READ_ONLY | QED_OPEN_BACKING_CONFINED, EPERM,
+                      "is on an NBD server");
+    QedImage *img = tu_open(a.uri, QED_OPEN_READ_ONLY);
+    g_autoptr(GBytes) want = tu_file_bytes(base);
+    uint8_t got[4096];
+    GError *err = NULL;
+    g_assert_cmpint(qed_pread(img, got, sizeof(got), 0, &err), ==, 0);
+    g_assert_cmpmem(got, sizeof(got), g_bytes_get_data(want, NULL), sizeof(got));
+    QedInfo info;
+    g_assert_cmpint(qed_get_info(img, &info, &err), ==, 0);
+    g_assert_cmpuint(info.actual_size, ==, UINT64_MAX);
+    g_assert_cmpint(qed_close(img, &err), ==, 0);
+    server_free(&r);
+    server_free(&a);
+}
+
+/* An image whose backing file is its own export: the chain ends with ELOOP
+ * instead of connecting forever. */
+static void test_loop_through_the_network(void)
+{
+    if (!have_nbdkit()) {
+        return;
+    }
+    g_autofree char *sock = tu_path("loop.sock");
+    g_autofree char *uri = g_strdup_printf("nbd+unix:///?socket=%s", sock);
+    g_autofree char *top = tu_create("loop.qed", MiB, 0, uri, "qed");
+    g_autofree char *arg = g_strconcat("file=", top, NULL);
+    Server s = { 0 };
+    const char *args[] = { "-r", "file", arg, NULL };
+    server_start(&s, "loop.sock", args);
+    assert_open_fails(top, QED_OPEN_READ_ONLY | QED_OPEN_BACKING_REMOTE, ELOOP,
+                      "creates an infinite loop");
+    server_free(&s);
+}
+
+/* A URI in a header may not make libnbd read a host file (TLS key files
+ * in its query string), even with remote backing files allowed. */
+static void test_header_uri_reads_no_local_file(void)
+{
+    if (!have_nbdkit()) {
+        return;
+    }
+    g_autofree char *secret = tu_path("secret.psk");
+    g_assert_true(g_file_set_contents(secret, "alice:0123456789abcdef\n", -1, NULL));
+    g_autofree char *sock = tu_path("psk.sock");
+    g_autofree char *uri = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", sock,
+                                           secret);
+    g_autofree char *top = tu_create("psk.qed", MiB, 0, uri, "raw");
+    assert_open_fails(top, QED_OPEN_READ_ONLY | QED_OPEN_BACKING_REMOTE, EPERM, "local file");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -348,5 +473,11 @@ int main(int argc, char **argv)
     g_test_add_func("/blk-nbd/zero-status-and-bounds", test_zero_status_and_bounds);
     g_test_add_func("/blk-nbd/server-gone-and-back", test_server_gone_and_back);
     g_test_add_func("/blk-nbd/size-change-is-refused", test_size_change_is_refused);
+    g_test_add_func("/blk-nbd/remote-backing-needs-consent", test_remote_backing_needs_consent);
+    g_test_add_func("/blk-nbd/remote-image-names-no-relative-file",
+                    test_remote_image_names_no_relative_file);
+    g_test_add_func("/blk-nbd/loop-through-the-network", test_loop_through_the_network);
+    g_test_add_func("/blk-nbd/header-uri-reads-no-local-file",
+                    test_header_uri_reads_no_local_file);
     return g_test_run();
 }
