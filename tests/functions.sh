@@ -181,7 +181,7 @@ start_nbdkit_tcp() {
     NBDKIT_TCP_URI="nbd://127.0.0.1:$NBDKIT_PORT"
 }
 
-# start_nginx DIR: serves DIR read-only over HTTP with Debian's nginx
+# start_nginx DIR [PORT]: serves DIR read-only over HTTP with Debian's nginx
 # (nginx-light), as the test's user, on 127.0.0.1 at a free port: GET and
 # HEAD of static files, with Range requests (206); anything else is refused
 # (PUT: 405). Sets NGINX_PID, HTTP_PORT and HTTP_URL (http://127.0.0.1:PORT,
@@ -190,8 +190,10 @@ start_nbdkit_tcp() {
 # $T/nginx/access.log. One process (master_process off), not a daemon: $! is
 # nginx, and its parent's death (even SIGKILL of the test) sends it SIGTERM.
 # It is ready once its pid file exists, which nginx writes after binding the
-# port; a port taken meanwhile makes it start again on another one. It is
-# stopped when the test exits, or earlier by stop_nginx; one at a time.
+# port; a port taken meanwhile makes it start again on another one. With
+# PORT (a server coming back where its clients expect it), that port or a
+# failure. It is stopped when the test exits, or earlier by stop_nginx; one
+# nginx at a time.
 start_nginx() {
     _nginx=nginx
     if ! command -v nginx >/dev/null 2>&1 && [ -x /usr/sbin/nginx ]; then
@@ -209,7 +211,7 @@ start_nginx() {
     on_exit stop_nginx
     _try=0
     while :; do
-        HTTP_PORT=$(free_tcp_port)
+        HTTP_PORT=${2:-$(free_tcp_port)}
         rm -f "$_ngx/nginx.pid"
         cat >"$_ngx/nginx.conf" <<NGINX
 daemon off;
@@ -249,7 +251,7 @@ NGINX
         wait "$NGINX_PID" 2>/dev/null || true
         NGINX_PID=""
         _try=$((_try + 1))
-        if ! tcp_port_open "$HTTP_PORT" || [ "$_try" -ge 5 ]; then
+        if [ -n "${2:-}" ] || ! tcp_port_open "$HTTP_PORT" || [ "$_try" -ge 5 ]; then
             fail "nginx exited before serving on port $HTTP_PORT"
         fi
         echo "port $HTTP_PORT was taken; starting nginx again" >&2
