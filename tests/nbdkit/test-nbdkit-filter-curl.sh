@@ -6,8 +6,8 @@
 # file's virtual disk, for an image of ours and one of QEMU's; with
 # --filter=cow on top, a client's writes stay in cow's overlay and the file
 # on the server never changes. Errors: a URL that 404s, a server that is
-# down at start and one that goes away while nbdkit serves fail with an
-# error naming the URL, and reads work again once the server is back.
+# down at start fail with an error naming the URL; one that goes away while
+# nbdkit serves fails reads soon (no hang), which work again once it is back.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/nbdkit/nbdkit-common.sh"
 requires qemu-img qemu-io nbdinfo nbdcopy sha256sum timeout stdbuf python3
@@ -100,20 +100,20 @@ nbdkit_refuses "$HTTP_URL/missing.qed.*404" \
     -r --filter="$FILTER" curl url="$HTTP_URL/missing.qed"
 
 # The server goes away while nbdkit serves. A client connected before keeps
-# its connection: its reads fail (EIO) soon, and work again once the server
-# is back on its port. A new client is refused meanwhile (nbdkit opens a
+# its connection: its reads fail (EIO) soon, nbdkit reporting why, and work
+# again once the server is back on its port. A new client is refused meanwhile (nbdkit opens a
 # context into the curl plugin for each connection), without hanging.
-# wait_for PATTERN FILE: up to 20 s for the line in the client's output.
+# wait_for PATTERN FILE: up to 20 s for the line in a process's output.
 wait_for() {
     _i=0
     until grep -q "$1" "$2"; do
         _i=$((_i + 1))
-        [ "$_i" -lt 200 ] || fail "no '$1' from the client: $(cat "$2")"
+        [ "$_i" -lt 200 ] || fail "no '$1' in $2: $(cat "$2")"
         sleep 0.1
     done
 }
 port=$HTTP_PORT
-start_nbdkit "$SOCK" -r --filter="$FILTER" curl url="$HTTP_URL/qemu.qed"
+start_nbdkit "$SOCK" -r --filter="$FILTER" curl url="$HTTP_URL/qemu.qed" 2>nbdkit.txt
 mkfifo cmds
 timeout 60 stdbuf -oL qemu-io -f raw -r "$URI" <cmds >live.txt 2>&1 &
 client=$!
@@ -124,6 +124,8 @@ wait_for 'read 20000/20000' live.txt
 stop_nginx
 echo 'read -P 0x77 3M 512k' >&3
 wait_for 'read failed: Input/output error' live.txt
+wait_for "port $port.*connect\|connect.*port $port" nbdkit.txt
+wait_for "the plugin's disk: read failed" nbdkit.txt
 set +e
 timeout 20 qemu-io -f raw -r -c 'read -q 0 4k' "$URI" >new.txt 2>&1
 status=$?
@@ -143,6 +145,7 @@ set -e
 [ "$status" -eq 1 ] || fail "the client exited $status: $(cat live.txt)"
 qemu-img compare -q -f raw -F qed "$URI" www/qemu.qed || fail "reads after nginx came back"
 stop_nbdkit
+cat nbdkit.txt >&2
 stop_nginx
 nbdkit_refuses "$HTTP_URL/golden.qed" -r --filter="$FILTER" curl url="$HTTP_URL/golden.qed"
 
