@@ -51,6 +51,11 @@ for img in golden qemu; do
     assert_status 2 nbdinfo --can write "$URI"
     stop_nbdkit
 done
+# The same over TCP, nbdkit on a free localhost port.
+start_nbdkit_tcp -r --filter="$FILTER" curl url="$HTTP_URL/golden.qed"
+qemu-img compare -q -f raw -F qed "$NBDKIT_TCP_URI" www/golden.qed ||
+    fail "golden.qed over HTTP and NBD on TCP differs from the local file"
+stop_nbdkit
 # The file was read in ranges, not fetched whole.
 grep -q '"GET /golden.qed HTTP/1.1" 206 ' "$access" || fail "no Range request: $(cat "$access")"
 grep -q '"GET /golden.qed HTTP/1.1" 200 ' "$access" &&
@@ -69,7 +74,7 @@ CMDS
 cp golden.ref ref.raw
 qemu-io -f raw ref.raw <ops.cmds >/dev/null
 start_nbdkit "$SOCK" --filter=cow --filter="$FILTER" curl url="$HTTP_URL/golden.qed"
-qemu-io -f raw "$URI" <ops.cmds >ops.txt 2>&1
+qemu-io -f raw "$URI" <ops.cmds >ops.txt 2>&1 || fail "writes through cow failed: $(cat ops.txt)"
 grep -q failed ops.txt && fail "writes through cow failed: $(cat ops.txt)"
 qemu-img compare -q -f raw -F raw "$URI" ref.raw || fail "reads through cow differ"
 qemu-io -f raw -r -c 'read -q -P 0xa3 5M 1M' -c 'read -q -P 0 9M 64k' \
