@@ -62,6 +62,13 @@ serve_base() {
         done
         [ -n "$BASE_URI" ] || fail "nbdkit could not serve $2 on a free TCP port"
     fi
+    # nbdkit listens before it forks; the child writes the pid file.
+    _i=0
+    while [ ! -s "$_pidfile" ]; do
+        _i=$((_i + 1))
+        [ "$_i" -lt 100 ] || fail "nbdkit wrote no pid file $_pidfile"
+        sleep 0.05
+    done
     BASE_PID=$(cat "$_pidfile")
     on_exit "kill $BASE_PID 2>/dev/null"
 }

@@ -33,6 +33,9 @@ typedef struct Server {
  * waits for its socket. */
 static void server_start(Server *s, const char *name, const char *const *args)
 {
+    g_free(s->sock); /* a server started again */
+    g_free(s->log);
+    g_free(s->uri);
     s->sock = tu_path(name);
     s->log = g_strconcat(s->sock, ".log", NULL);
     s->uri = g_strdup_printf("nbd+unix:///?socket=%s", s->sock);
