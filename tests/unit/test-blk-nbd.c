@@ -26,9 +26,10 @@ typedef struct Server {
     char *sock;
     char *uri;
     char *log;
+    char *pidfile;
 } Server;
 
-/* Starts `nbdkit -f -U SOCK --filter=log [--filter=F...] PLUGIN ARGS...
+/* Starts `nbdkit -f -U SOCK -P PIDFILE --filter=log [--filter=F...] PLUGIN ARGS...
  * logfile=LOG` (args NULL-terminated, filters first as "--filter=x") and
  * waits for its socket. */
 static void server_start(Server *s, const char *name, const char *const *args)
@@ -36,8 +37,11 @@ static void server_start(Server *s, const char *name, const char *const *args)
     g_free(s->sock); /* a server started again */
     g_free(s->log);
     g_free(s->uri);
+    g_free(s->pidfile);
     s->sock = tu_path(name);
     s->log = g_strconcat(s->sock, ".log", NULL);
+    s->pidfile = g_strconcat(s->sock, ".pid", NULL);
+    unlink(s->pidfile);
     s->uri = g_strdup_printf("nbd+unix:///?socket=%s", s->sock);
     unlink(s->sock);
     unlink(s->log);
@@ -46,6 +50,8 @@ static void server_start(Server *s, const char *name, const char *const *args)
     g_ptr_array_add(argv, g_strdup("-f"));
     g_ptr_array_add(argv, g_strdup("-U"));
     g_ptr_array_add(argv, g_strdup(s->sock));
+    g_ptr_array_add(argv, g_strdup("-P"));
+    g_ptr_array_add(argv, g_strdup(s->pidfile));
     g_ptr_array_add(argv, g_strdup("--filter=log"));
     for (const char *const *a = args; *a; a++) {
         g_ptr_array_add(argv, g_strdup(*a));
@@ -59,10 +65,12 @@ static void server_start(Server *s, const char *name, const char *const *args)
     g_assert_no_error(err);
     g_assert_true(ok);
     g_ptr_array_unref(argv);
-    for (int i = 0; i < 200 && !g_file_test(s->sock, G_FILE_TEST_EXISTS); i++) {
+    /* nbdkit writes its pid file once it accepts connections (the socket
+     * exists a moment earlier, when a connection is still refused). */
+    for (int i = 0; i < 200 && !g_file_test(s->pidfile, G_FILE_TEST_EXISTS); i++) {
         g_usleep(50 * 1000);
     }
-    g_assert_true(g_file_test(s->sock, G_FILE_TEST_EXISTS));
+    g_assert_true(g_file_test(s->pidfile, G_FILE_TEST_EXISTS));
 }
 
 static void server_stop(Server *s)
@@ -82,6 +90,7 @@ static void server_free(Server *s)
     g_free(s->sock);
     g_free(s->uri);
     g_free(s->log);
+    g_free(s->pidfile);
 }
 
 /* How many connections nbdkit's log filter saw, and how many requests
@@ -450,20 +459,40 @@ static void test_loop_through_the_network(void)
     server_free(&s);
 }
 
-/* A URI in a header may not make libnbd read a host file (TLS key files
+/* TLS: the caller's own nbds:// URI may name its key file, and works; the
+ * same URI in a header may not make libnbd read a host file (TLS key files
  * in its query string), even with remote backing files allowed. */
-static void test_header_uri_reads_no_local_file(void)
+static void test_tls_and_header_uri_reads_no_local_file(void)
 {
     if (!have_nbdkit()) {
         return;
     }
     g_autofree char *secret = tu_path("secret.psk");
-    g_assert_true(g_file_set_contents(secret, "alice:0123456789abcdef\n", -1, NULL));
-    g_autofree char *sock = tu_path("psk.sock");
-    g_autofree char *uri = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", sock,
+    g_assert_true(g_file_set_contents(
+        secret, "alice:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", -1,
+        NULL));
+    g_autofree char *psk_arg = g_strconcat("--tls-psk=", secret, NULL);
+    Server s = { 0 };
+    const char *args[] = { "--tls=require", psk_arg, "memory", "1M", NULL };
+    server_start(&s, "psk.sock", args);
+    g_autofree char *uri = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", s.sock,
                                            secret);
+    GError *err = NULL;
+    BlkDev *dev = blk_nbd_open(uri, 0, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(blk_get_length(dev), ==, MiB);
+    blk_close(dev);
+    /* Without TLS the server refuses; with the name from a header, the key
+     * file is never read. */
+    g_assert_null(blk_nbd_open(s.uri, 0, &err));
+    g_assert_nonnull(strstr(err->message, "TLS"));
+    g_clear_error(&err);
+    g_assert_null(blk_nbd_open(uri, BLK_NBD_UNTRUSTED, &err));
+    g_assert_cmpint(err->code, ==, EPERM);
+    g_clear_error(&err);
     g_autofree char *top = tu_create("psk.qed", MiB, 0, uri, "raw");
     assert_open_fails(top, QED_OPEN_READ_ONLY | QED_OPEN_BACKING_REMOTE, EPERM, "local file");
+    server_free(&s);
 }
 
 int main(int argc, char **argv)
@@ -480,7 +509,7 @@ int main(int argc, char **argv)
     g_test_add_func("/blk-nbd/remote-image-names-no-relative-file",
                     test_remote_image_names_no_relative_file);
     g_test_add_func("/blk-nbd/loop-through-the-network", test_loop_through_the_network);
-    g_test_add_func("/blk-nbd/header-uri-reads-no-local-file",
-                    test_header_uri_reads_no_local_file);
+    g_test_add_func("/blk-nbd/tls-and-header-uri-reads-no-local-file",
+                    test_tls_and_header_uri_reads_no_local_file);
     return g_test_run();
 }
