@@ -181,13 +181,15 @@ static struct nbd_handle *connect_one(const char *uri, const char *name, bool un
 
 /* Takes a connection for one request: an idle one, a new one while the
  * pool may grow, or waits for one. Returns -errno when a needed connection
- * cannot be made. */
-static int take_conn(BlkNbd *n, struct nbd_handle **hp)
+ * cannot be made; *reused says whether it was idle (it may have died
+ * since: see read_retry()). */
+static int take_conn_reused(BlkNbd *n, struct nbd_handle **hp, bool *reused)
 {
     g_mutex_lock(&n->lock);
     while (n->idle->len == 0 && n->conns >= n->max_conns) {
         g_cond_wait(&n->freed, &n->lock);
     }
+    *reused = n->idle->len > 0;
     if (n->idle->len > 0) {
         *hp = g_ptr_array_steal_index(n->idle, n->idle->len - 1);
         g_mutex_unlock(&n->lock);
@@ -222,6 +224,12 @@ static int take_conn(BlkNbd *n, struct nbd_handle **hp)
     return ret;
 }
 
+static int take_conn(BlkNbd *n, struct nbd_handle **hp)
+{
+    bool reused;
+    return take_conn_reused(n, hp, &reused);
+}
+
 /* Returns a connection to the pool, or drops it when it died. */
 static void give_conn(BlkNbd *n, struct nbd_handle *h)
 {
@@ -242,6 +250,17 @@ static void give_conn(BlkNbd *n, struct nbd_handle *h)
 /* Requests are split so that none exceeds what every server accepts. */
 enum { NBD_MAX_REQUEST = 32 * 1024 * 1024 };
 
+/* An idle connection learns that its server went away (or restarted) only
+ * when it is next used. A read that fails so is tried once more on a new
+ * connection: reads may be repeated, so a server that came back serves the
+ * first request after its return, not only later ones. Writes are not
+ * repeated: writes acknowledged on the dead connection but not flushed may
+ * be lost, which only the failure of the request can tell the caller. */
+static bool read_retry(BlkNbd *n, struct nbd_handle *h, bool reused, int ret)
+{
+    return ret < 0 && reused && (nbd_aio_is_dead(h) || nbd_aio_is_closed(h));
+}
+
 static int nbd_blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
 {
     BlkNbd *n = to_nbd(dev);
@@ -250,19 +269,28 @@ static int nbd_blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
     if (avail == 0) {
         return 0;
     }
-    struct nbd_handle *h;
-    int ret = take_conn(n, &h);
-    if (ret < 0) {
-        return ret;
-    }
-    for (size_t done = 0; ret == 0 && done < avail; done += NBD_MAX_REQUEST) {
-        size_t chunk = MIN(avail - done, (size_t)NBD_MAX_REQUEST);
-        if (nbd_pread(h, (uint8_t *)buf + done, chunk, offset + done, 0) < 0) {
-            ret = nbd_failure(n, h);
+    for (int attempt = 0;; attempt++) {
+        struct nbd_handle *h;
+        bool reused;
+        int ret = take_conn_reused(n, &h, &reused);
+        if (ret < 0) {
+            return ret;
+        }
+        for (size_t done = 0; ret == 0 && done < avail; done += NBD_MAX_REQUEST) {
+            size_t chunk = MIN(avail - done, (size_t)NBD_MAX_REQUEST);
+            if (nbd_pread(h, (uint8_t *)buf + done, chunk, offset + done, 0) < 0) {
+                ret = nbd_failure(n, h);
+            }
+        }
+        bool again = attempt == 0 && read_retry(n, h, reused, ret);
+        give_conn(n, h);
+        if (!again) {
+            if (ret == 0 && attempt > 0) {
+                g_free(blk_nbd_take_error(dev)); /* the dead connection's, now moot */
+            }
+            return ret;
         }
     }
-    give_conn(n, h);
-    return ret;
 }
 
 static int nbd_blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag)
