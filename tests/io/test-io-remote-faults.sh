@@ -30,6 +30,8 @@ golden() {
     if [ "$#" -gt 0 ]; then
         start_nbdkit "$GSOCK" "$@"
         GOLDEN_PID=$NBDKIT_PID
+        # kill -9 at exit too: a preloaded ASan runtime can hang nbdkit's exit
+        on_exit "kill -9 $GOLDEN_PID 2>/dev/null"
     fi
 }
 golden file golden.raw

@@ -35,7 +35,7 @@ start_golden_tcp() {
         env ${NBDKIT_PRELOAD:+LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
             nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$TCP_PORT" file golden.raw &
         TCP_PID=$!
-        on_exit "kill $TCP_PID 2>/dev/null"
+        on_exit "kill -9 $TCP_PID 2>/dev/null"
         _i=0
         while alive "$TCP_PID" && [ "$_i" -lt 100 ]; do
             if nbdinfo --size "nbd://127.0.0.1:$TCP_PORT/" >/dev/null 2>&1; then
@@ -59,8 +59,11 @@ sys.stdout.buffer.write(random.randbytes(4 << 20))
 golden_sum=$(sha256sum <golden.raw)
 GSOCK=$T/golden.sock
 GURI="nbd+unix:///?socket=$GSOCK"
+# Servers this test kills itself are killed with -9 at exit too: nbdkit
+# with the ASan runtime preloaded can hang in its exit (see stop_nbdkit).
 start_nbdkit "$GSOCK" file golden.raw
 GOLDEN_PID=$NBDKIT_PID
+on_exit "kill -9 $GOLDEN_PID 2>/dev/null"
 
 # The overlay, with writes of its own (qed-io follows remote backing files,
 # as qemu-io), and what the disk must read as.
@@ -158,6 +161,7 @@ nbdkit_refuses "hostile.qed" "$NBDKIT_QED_PLUGIN" hostile.qed backing-remote=tru
 printf 'alice:%s\n' 0123456789abcdef0123456789abcdef >secret.psk
 TSOCK=$T/tls.sock
 start_nbdkit "$TSOCK" --tls=require --tls-psk="$T/secret.psk" file golden.raw
+on_exit "kill -9 $NBDKIT_PID 2>/dev/null"
 for psk in "$T/secret.psk" /etc/passwd; do
     rm -f psk.qed
     "$QED_IMG" create -q -u -f qed -b "nbds+unix://alice@/?socket=$TSOCK&tls-psk-file=$psk" \
@@ -173,7 +177,10 @@ done
 TURI="nbds+unix://alice@/?socket=$TSOCK&tls-psk-file=$T/secret.psk"
 "$QED_IO" -f raw -c 'read -q 0 4k' "$TURI" >psk.out 2>&1 ||
     fail "qed-io on the operator's TLS URI: $(cat psk.out)"
+# (LeakSanitizer does not run under ptrace.)
 if command -v strace >/dev/null 2>&1 && strace -o /dev/null true 2>/dev/null; then
+    ASAN_OPTIONS=detect_leaks=0
+    export ASAN_OPTIONS
     "$QED_IMG" create -q -u -f qed -b "$TURI" -F raw psk.qed 4M
     set +e
     strace -f -e trace=open,openat -o trace.txt "$QED_IO" -c 'read -q 0 4k' psk.qed >/dev/null 2>&1
@@ -184,6 +191,7 @@ if command -v strace >/dev/null 2>&1 && strace -o /dev/null true 2>/dev/null; th
     strace -f -e trace=open,openat -o trace.txt "$QED_IO" -f raw -c 'read -q 0 4k' "$TURI" \
         >/dev/null 2>&1
     grep -q "secret.psk" trace.txt || fail "strace did not see libnbd open the caller's key file"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 fi
 
 # The golden server killed while a client reads through the plugin: EIO
@@ -196,6 +204,7 @@ stop_nbdkit_pid() {
 stop_nbdkit_pid "$GOLDEN_PID"
 start_nbdkit "$GSOCK" --filter=delay file golden.raw rdelay=1000ms
 GOLDEN_PID=$NBDKIT_PID
+on_exit "kill -9 $GOLDEN_PID 2>/dev/null"
 serve_qed ov.qed backing-remote=true
 PLUGIN_PID=$NBDKIT_PID
 set +e
@@ -211,6 +220,7 @@ grep -q "read failed: Input/output error" client.out ||
 alive "$PLUGIN_PID" || fail "nbdkit qed died with the golden server"
 start_nbdkit "$GSOCK" file golden.raw
 GOLDEN_PID=$NBDKIT_PID
+on_exit "kill -9 $GOLDEN_PID 2>/dev/null"
 NBDKIT_PID=$PLUGIN_PID
 qemu-img compare -q -f raw -F raw "$URI" expect.raw ||
     fail "a new client after golden came back reads otherwise"
