@@ -26,6 +26,17 @@ static const ImageDriver *const drivers[] = { &qed_driver, &raw_driver };
 
 int image_error(QedImage *img, GError **errp, int ret, const char *what)
 {
+    /* An errno says little about an NBD export that failed ("Input/output
+     * error" for a server gone, a size changed): libnbd's message does, and
+     * which export, for the image or any file of its backing chain. */
+    for (QedImage *i = img; i; i = i->backing) {
+        g_autofree char *why = blk_nbd_take_error(i->file);
+        if (why) {
+            g_set_error(errp, QED_ERROR, -ret, "%s: %s: %s (%s: %s)", img->filename, what,
+                        g_strerror(-ret), i->file->filename, why);
+            return ret;
+        }
+    }
     g_set_error(errp, QED_ERROR, -ret, "%s: %s: %s", img->filename, what, g_strerror(-ret));
     return ret;
 }

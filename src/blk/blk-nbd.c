@@ -122,27 +122,50 @@ static BlkNbd *to_nbd(BlkDev *dev)
     return (BlkNbd *)dev;
 }
 
-/* libnbd's errno for the call that just failed (EIO when it has none),
- * remembering its message for blk_nbd_last_error(). */
-static int nbd_failure(BlkNbd *n)
+/* Remembers msg for blk_nbd_take_error(). */
+static void set_last_error(BlkNbd *n, const char *msg)
 {
-    int err = nbd_get_errno();
-    const char *msg = nbd_get_error();
     g_mutex_lock(&n->lock);
     g_free(n->last_error);
     n->last_error = g_strdup(msg ? msg : "unknown error");
     g_mutex_unlock(&n->lock);
-    return -(err > 0 ? err : EIO);
 }
 
-/* A new connection to the export at uri (called name in messages), or NULL
- * with *errp set. */
+/* The errno for the call on h that just failed, remembering libnbd's
+ * message. An error the server sent keeps its errno; a connection that died
+ * (ENOTCONN, ECONNRESET, EPIPE, ...) is EIO, as QEMU's NBD client says, and
+ * as an NBD server in turn can pass on (the protocol has no ENOTCONN:
+ * nbdkit would send EINVAL). */
+static int nbd_failure(BlkNbd *n, struct nbd_handle *h)
+{
+    int err = nbd_get_errno();
+    set_last_error(n, nbd_get_error());
+    if (err <= 0 || nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
+        return -EIO;
+    }
+    return -err;
+}
+
+/* "Could not open 'NAME': MSG" at open; libnbd's MSG alone for the pool's
+ * later connections (name NULL), whose failure image_error() reports with
+ * the export's name. */
+static void connect_error(GError **errp, int code, const char *name, const char *msg)
+{
+    if (name) {
+        g_set_error(errp, QED_ERROR, code, "Could not open '%s': %s", name, msg);
+    } else {
+        g_set_error_literal(errp, QED_ERROR, code, msg ? msg : "unknown error");
+    }
+}
+
+/* A new connection to the export at uri (called name in messages, see
+ * connect_error()), or NULL with *errp set. */
 static struct nbd_handle *connect_one(const char *uri, const char *name, bool untrusted,
                                       GError **errp)
 {
     struct nbd_handle *h = nbd_create();
     if (!h) {
-        g_set_error(errp, QED_ERROR, ENOMEM, "Could not open '%s': %s", name, nbd_get_error());
+        connect_error(errp, ENOMEM, name, nbd_get_error());
         return NULL;
     }
     nbd_set_uri_allow_local_file(h, !untrusted);
@@ -151,8 +174,7 @@ static struct nbd_handle *connect_one(const char *uri, const char *name, bool un
     nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION);
     if (nbd_connect_uri(h, uri) < 0) {
         int err = nbd_get_errno();
-        g_set_error(errp, QED_ERROR, err > 0 ? err : EIO, "Could not open '%s': %s", name,
-                    nbd_get_error());
+        connect_error(errp, err > 0 ? err : EIO, name, nbd_get_error());
         nbd_close(h);
         return NULL;
     }
@@ -177,10 +199,10 @@ static int take_conn(BlkNbd *n, struct nbd_handle **hp)
     g_mutex_unlock(&n->lock);
 
     GError *err = NULL;
-    struct nbd_handle *h = connect_one(n->uri, n->dev.filename, n->untrusted, &err);
+    struct nbd_handle *h = connect_one(n->uri, NULL, n->untrusted, &err);
     int ret = 0;
     if (!h) {
-        ret = -err->code;
+        ret = -EIO; /* the server is gone (or refuses us): the message says which */
     } else if ((uint64_t)nbd_get_size(h) != n->size) {
         g_set_error(&err, QED_ERROR, EIO,
                     "the export's size changed from %" G_GUINT64_FORMAT " to %" PRId64 " bytes",
@@ -246,8 +268,12 @@ static int nbd_blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
     if (avail == 0) {
         return 0;
     }
-    /* A read whose connection died is tried once more on a new one: the
-     * server may have come back (or only that connection broke). */
+    /* An idle connection learns that its server went away (or restarted)
+     * only when it is next used. A read that fails so is tried once more on
+     * a new connection: reads may be repeated, so a server that came back
+     * serves the first request after its return. Writes are not: what the
+     * lost server acknowledged but did not flush may be gone, which only
+     * the failure can tell (give_conn fails a writable device). */
     for (int attempt = 0;; attempt++) {
         struct nbd_handle *h;
         int ret = take_conn(n, &h);
@@ -257,10 +283,14 @@ static int nbd_blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
         for (size_t done = 0; ret == 0 && done < avail; done += NBD_MAX_REQUEST) {
             size_t chunk = MIN(avail - done, (size_t)NBD_MAX_REQUEST);
             if (nbd_pread(h, (uint8_t *)buf + done, chunk, offset + done, 0) < 0) {
-                ret = nbd_failure(n);
+                ret = nbd_failure(n, h);
             }
         }
-        if (!give_conn(n, h) || ret == 0 || attempt == 1) {
+        bool dead = give_conn(n, h);
+        if (ret == 0 || !dead || attempt == 1) {
+            if (ret == 0 && attempt > 0) {
+                g_free(blk_nbd_take_error(dev)); /* the dead connection's, now moot */
+            }
             return ret;
         }
     }
@@ -280,7 +310,7 @@ static int nbd_blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t off
     for (size_t done = 0; ret == 0 && done < len; done += NBD_MAX_REQUEST) {
         size_t chunk = MIN(len - done, (size_t)NBD_MAX_REQUEST);
         if (nbd_pwrite(h, (const uint8_t *)buf + done, chunk, offset + done, 0) < 0) {
-            ret = nbd_failure(n);
+            ret = nbd_failure(n, h);
         }
     }
     give_conn(n, h);
@@ -299,7 +329,7 @@ static int nbd_blk_flush(BlkDev *dev)
         return ret;
     }
     if (nbd_flush(h, 0) < 0) {
-        ret = nbd_failure(n);
+        ret = nbd_failure(n, h);
     }
     give_conn(n, h);
     return ret;
@@ -336,7 +366,7 @@ static int nbd_blk_punch_zeroes(BlkDev *dev, uint64_t offset, uint64_t len)
     for (uint64_t done = 0; ret == 0 && done < len; done += NBD_MAX_REQUEST) {
         uint64_t chunk = MIN(len - done, (uint64_t)NBD_MAX_REQUEST);
         if (nbd_zero(h, chunk, offset + done, 0) < 0) {
-            ret = nbd_failure(n);
+            ret = nbd_failure(n, h);
         }
     }
     give_conn(n, h);
@@ -388,7 +418,7 @@ static int nbd_blk_data_status(BlkDev *dev, uint64_t offset, uint64_t len, bool 
     if (nbd_block_status(h, len, offset,
                          (nbd_extent_callback){ .callback = status_extent, .user_data = &r },
                          LIBNBD_CMD_FLAG_REQ_ONE) < 0) {
-        ret = nbd_failure(n);
+        ret = nbd_failure(n, h);
     }
     give_conn(n, h);
     if (ret == 0 && r.seen && r.run > 0) {
@@ -492,14 +522,14 @@ BlkDev *blk_nbd_open(const char *name, unsigned flags, GError **errp)
     return &n->dev;
 }
 
-char *blk_nbd_last_error(BlkDev *dev)
+char *blk_nbd_take_error(BlkDev *dev)
 {
-    if (dev->ops != &blk_nbd_ops) {
+    if (!dev || dev->ops != &blk_nbd_ops) {
         return NULL;
     }
     BlkNbd *n = to_nbd(dev);
     g_mutex_lock(&n->lock);
-    char *msg = g_strdup(n->last_error);
+    char *msg = g_steal_pointer(&n->last_error);
     g_mutex_unlock(&n->lock);
     return msg;
 }
@@ -513,7 +543,7 @@ BlkDev *blk_nbd_open(const char *name, unsigned flags, GError **errp)
     return NULL;
 }
 
-char *blk_nbd_last_error(BlkDev *dev)
+char *blk_nbd_take_error(BlkDev *dev)
 {
     return NULL;
 }

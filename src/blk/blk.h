@@ -136,9 +136,10 @@ enum {
  * BLK_NBD_UNTRUSTED of flags. The device is a container of fixed length;
  * requests run on a pool of connections (see blk-nbd.c). */
 BlkDev *blk_nbd_open(const char *name, unsigned flags, GError **errp);
-/* libnbd's message for the last failed request of an NBD device (owned by
- * the caller), or NULL (another device, or no failure). */
-char *blk_nbd_last_error(BlkDev *dev);
+/* Takes libnbd's message (or "the export's size changed ...") for the last
+ * failed request of an NBD device, owned by the caller, and forgets it; NULL
+ * for another device or when no failure is pending. */
+char *blk_nbd_take_error(BlkDev *dev);
 
 /* The wrappers every caller uses: they count the I/O, then call the ops.
  * Once a flush has failed, blk_flush, blk_pwrite, blk_truncate and

@@ -280,7 +280,7 @@ static void test_server_gone_and_back(void)
 
     server_stop(&s);
     g_assert_cmpint(blk_pread(reader, got, sizeof(got), 4096), <, 0);
-    g_autofree char *why = blk_nbd_last_error(reader);
+    g_autofree char *why = blk_nbd_take_error(reader);
     g_assert_nonnull(why);
     g_assert_cmpint(blk_pwrite(writer, want, sizeof(want), 4096, BLK_TAG_DATA), <, 0);
 
@@ -317,7 +317,7 @@ static void test_size_change_is_refused(void)
     server_start(&s, "size.sock", bigger);
     uint8_t buf[512];
     g_assert_cmpint(blk_pread(dev, buf, sizeof(buf), 0), ==, -EIO);
-    g_autofree char *why = blk_nbd_last_error(dev);
+    g_autofree char *why = blk_nbd_take_error(dev);
     g_assert_nonnull(strstr(why, "size changed"));
     blk_close(dev);
     server_free(&s);

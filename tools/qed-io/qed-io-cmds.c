@@ -399,7 +399,8 @@ static int discard_f(IoState *s, int argc, char **argv)
     ret = io_check_range(s, offset, bytes);
     if (ret == 0 && !s->discard_ignore) {
         GError *err = NULL;
-        ret = io_lib_error(qed_discard(s->img, bytes, offset, &err), err);
+        ret = qed_discard(s->img, bytes, offset, &err);
+        ret = io_lib_error(ret, err);
     }
     clock_gettime(CLOCK_MONOTONIC, &t2);
     if (ret < 0) {
@@ -437,7 +438,9 @@ static int flush_f(IoState *s, int argc, char **argv)
 {
     GError *err = NULL;
 
-    return io_lib_error(qed_flush(s->img, &err), err);
+    int ret = qed_flush(s->img, &err);
+
+    return io_lib_error(ret, err);
 }
 
 const IoCmd io_flush_cmd = {

@@ -115,7 +115,8 @@ static int image_pread(IoState *s, void *buf, int64_t offset, int64_t bytes)
     if (ret < 0) {
         return ret;
     }
-    return io_lib_error(qed_pread(s->img, buf, (size_t)bytes, (uint64_t)offset, &err), err);
+    ret = qed_pread(s->img, buf, (size_t)bytes, (uint64_t)offset, &err);
+    return io_lib_error(ret, err);
 }
 
 static int image_pwrite(IoState *s, const void *buf, int64_t offset, int64_t bytes, unsigned flags)

@@ -62,7 +62,9 @@ void io_print_usage(const IoCmd *cmd);
 void io_error_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* Fails with -EIO when [offset, offset + bytes) leaves the virtual disk. */
 int io_check_range(IoState *s, int64_t offset, int64_t bytes);
-/* Prints the library's message (it names the file) and returns ret. */
+/* Prints the library's message (it names the file) and returns ret. Call
+ * the library first and pass its result: as io_lib_error(qed_x(..., &err),
+ * err), C may read err before qed_x sets it, losing the message. */
 int io_lib_error(int ret, GError *err);
 
 /* qed-io-rw.c: read, readv, write, writev and their aio forms */
