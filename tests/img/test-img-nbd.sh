@@ -216,7 +216,9 @@ for src in "$R" "$G" "$X"; do
         same_data "$src" "o/y.$fmt" "$(qemu-img info --output=json "$src" |
             sed -n 's/.*"format": "\(.*\)".*/\1/p')" "$fmt"
         cases=$((cases + 1))
-        [ "$(qemu-img map --output=json "q/y.$fmt")" = "$(qemu-img map --output=json "o/y.$fmt")" ] ||
+        qemu-img map --output=json "q/y.$fmt" >q.map
+        qemu-img map --output=json "o/y.$fmt" >o.map
+        cmp -s q.map o.map ||
             mismatch "convert -O $fmt $src: the targets map differently"
         [ "$fmt" = raw ] || clean "o/y.$fmt"
     done
@@ -290,9 +292,10 @@ for args in "-f raw $B_URI 4M" "-f raw $B_URI 8M" "-f raw $B_URI 0" "-f raw $B_U
     same_bytes q/big.raw o/big.raw
 done
 cases=$((cases + 1))
-[ "$(head -c 512 o/big.raw | tr -d '\0' | wc -c)" -eq 0 ] &&
-    [ "$(tail -c +513 o/big.raw | tr -d 'U' | wc -c)" -eq 0 ] ||
+if [ "$(head -c 512 o/big.raw | tr -d '\0' | wc -c)" -ne 0 ] ||
+    [ "$(tail -c +513 o/big.raw | tr -d 'U' | wc -c)" -ne 0 ]; then
     mismatch "create -f raw on an export: not only the first sector zeroed"
+fi
 
 # --- commit into an NBD backing file --------------------------------------------------------
 for d in q o; do
@@ -366,18 +369,24 @@ compare_io q o -c 'write -P 3 100k 8k' -c 'read -P 7 64k 36k' -c 'read -P 3 100k
 
 # --- intended differences (docs/qed-img.md, NBD images) ---------------------------------------
 setup_targets
-# 1. create -f qed writes the image into the export; qemu-img fails (its
-#    QED driver truncates the new file to 0: Cannot resize NBD nodes).
+# Numbered as in docs/qed-img.md.
+# 27. create -f qed writes the image into the export; qemu-img fails (its
+#     QED driver truncates the new file to 0: Cannot resize NBD nodes).
 run_both q o create -f qed "$B_URI" 4M
 grep -q 'Cannot resize NBD nodes' q.err || mismatch "qemu-img create -f qed on NBD: $(cat q.err)"
-[ "$ours" -eq 0 ] && [ ! -s o.err ] || mismatch "qed-img create -f qed on NBD failed: $(cat o.err)"
+if [ "$ours" -ne 0 ] || [ -s o.err ]; then
+    mismatch "qed-img create -f qed on NBD failed: $(cat o.err)"
+fi
 diff -u q.out o.out >&2 || mismatch "create -f qed on NBD: the Formatting line differs"
 "$QED_IMG" create -q -f qed small.qed 4M
 # The header and L1 table as a local image's; the rest of the export kept.
-# (the rest of the header cluster keeps its old bytes, which QED ignores)
+# 30. The rest of the header cluster keeps the export's old bytes.
 cases=$((cases + 1))
-cmp -s -n 64 small.qed o/big.raw && cmp -s -i 65536 -n 262144 small.qed o/big.raw ||
+if ! cmp -s -n 64 small.qed o/big.raw || ! cmp -s -i 65536 -n 262144 small.qed o/big.raw; then
     mismatch "create -f qed on NBD: not a QED image"
+fi
+[ "$(head -c 65536 o/big.raw | tail -c +65 | tr -d U | wc -c)" -eq 0 ] ||
+    mismatch "create -f qed on NBD: the header cluster's rest was written"
 [ "$(tail -c +327681 o/big.raw | tr -d 'U' | wc -c)" -eq 0 ] ||
     mismatch "create -f qed on NBD: wrote past the L1 table"
 cr q q info "$B_URI"
@@ -391,8 +400,9 @@ cases=$((cases + 1))
 (cd o && "$QED_IMG" check -q "$B_URI") || mismatch "qed-img check of a QED image in an export"
 # qemu-img check counts the export's free room as leaked clusters (exit 3).
 run_both o o check "$B_URI"
-[ "$qemu_status" -eq 3 ] && grep -q 'leaked clusters were found' q.out ||
+if [ "$qemu_status" -ne 3 ] || ! grep -q 'leaked clusters were found' q.out; then
     mismatch "qemu-img check of a QED image in an export: $qemu_status $(cat q.out)"
+fi
 [ "$ours" -eq 0 ] || mismatch "qed-img check of a QED image in an export: $(cat o.out o.err)"
 # A QED image larger than the export, or whose tables do not fit, is refused
 # before the export is written.
@@ -405,23 +415,29 @@ for args in "$B_URI 9M" "$B_URI 1T" "-o cluster_size=4M $B_URI 8M"; do
     st=$?
     set -e
     [ "$st" -eq 1 ] || mismatch "create $args exited $st"
-    grep -q 'Cannot grow NBD nodes\|do not fit in the' err.txt || mismatch "create $args: $(cat err.txt)"
+    grep -q 'Cannot grow NBD nodes\|do not fit in the' err.txt ||
+        mismatch "create $args: $(cat err.txt)"
     cmp -s big.before o/big.raw || mismatch "create $args changed the export"
 done
-# 2. convert -O qed (creating the target) into an export: the same, where
+#    convert -O qed (creating the target) into an export: the same, where
 #    qemu-img fails.
 setup_targets
 run_both q o convert -O qed src.qed "$B_URI"
 grep -q 'Cannot resize NBD nodes' q.err || mismatch "qemu-img convert -O qed into NBD: $(cat q.err)"
 [ "$ours" -eq 0 ] || mismatch "convert -O qed into NBD failed: $(cat o.err)"
 (cd o && same_data "$B_URI" src.qed qed qed)
-# 3. Connecting fails with libnbd's words after the URI (qemu-img: Failed to
+# 28. Connecting fails with libnbd's words after the URI (qemu-img: Failed to
 #    connect to 'PATH': REASON), with the same status.
 run_both . . info "nbd+unix:///?socket=$T/none.sock"
 grep -q "Could not open 'nbd+unix:///?socket=$T/none.sock': .*No such file or directory" o.err ||
     mismatch "connect error: $(cat o.err)"
 [ "$qemu_status" -eq "$ours" ] || mismatch "connect error: exit $ours, qemu-img $qemu_status"
-# 4. resize and qed-io's truncate of a raw export fail with the library's
+#    A writable open of a read-only export (qemu-img: Could not open image:
+#    Permission denied).
+run_both . . check -r all "$G"
+grep -q "the NBD server exports it read-only" o.err || mismatch "read-only export: $(cat o.err)"
+[ "$qemu_status" -eq "$ours" ] || mismatch "read-only export: exit $ours, qemu-img $qemu_status"
+# 29. resize and qed-io's truncate of a raw export fail with the library's
 #    message (qemu-img: Cannot resize NBD nodes); qemu-io's truncate to a
 #    smaller size succeeds without changing anything.
 run_both q o resize -f raw "$T_URI" 8M
@@ -431,6 +447,10 @@ cr q o resize -f raw "$T_URI" 4M
 cases=$((cases + 1))
 (cd o && "$QED_IO" -f raw -c 'truncate 1M' "$T_URI") 2>err.txt &&
     mismatch "qed-io truncate of a raw export succeeded"
+grep -q 'Failed to resize' err.txt || mismatch "qed-io truncate: $(cat err.txt)"
+cases=$((cases + 1))
+(cd o && "$QED_IO" -f raw -c 'truncate 8M' "$T_URI") 2>err.txt &&
+    mismatch "qed-io truncate to grow a raw export succeeded"
 grep -q 'Failed to resize' err.txt || mismatch "qed-io truncate: $(cat err.txt)"
 
 report_mismatches
