@@ -182,6 +182,37 @@ static int preallocate(BlkDev *file, uint64_t size, const char *mode)
     return blk_truncate(file, size);
 }
 
+/* A raw image in a container of fixed length (an NBD export, a block
+ * device) is the container as it is, as in QEMU, which cannot resize one
+ * either: the size may not exceed it, nothing is preallocated, and the
+ * first sector is zeroed (so that no old header is probed there). */
+static int create_in_container(BlkDev *file, uint64_t size, const char *mode, GError **errp)
+{
+    bool nbd = strcmp(file->ops->name, "nbd") == 0;
+    if (strcmp(mode, "off") != 0) {
+        g_set_error(errp, QED_ERROR, ENOTSUP, "Unsupported preallocation mode '%s'", mode);
+        return -ENOTSUP;
+    }
+    int64_t length = blk_get_length(file);
+    if (length >= 0 && size > (uint64_t)length) {
+        g_set_error_literal(errp, QED_ERROR, EINVAL,
+                            nbd ? "Cannot grow NBD nodes" : "Cannot grow device files");
+        return -EINVAL;
+    }
+    int ret = length < 0 ? (int)length : 0;
+    if (ret == 0 && length > 0) {
+        ret = blk_write_zeros(file, 0, length < 512 ? (uint64_t)length : 512, BLK_TAG_CREATE);
+    }
+    if (ret == 0) {
+        ret = blk_flush(file);
+    }
+    if (ret < 0) {
+        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
+                    g_strerror(-ret));
+    }
+    return ret;
+}
+
 /* Makes file a raw image of opts->size bytes, preallocated as opts says. */
 static int raw_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
 {
@@ -195,6 +226,9 @@ static int raw_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
         return -EFBIG;
     }
     uint64_t size = (opts->size + 511) / 512 * 512;
+    if (file->fixed_length) {
+        return create_in_container(file, size, mode, errp);
+    }
     /* As qemu-img: empty the file, reserve the space, and write the first
      * block, so that the file and its allocation come out the same. */
     int ret = blk_truncate(file, 0);

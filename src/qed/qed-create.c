@@ -86,6 +86,19 @@ int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
         }
     }
 
+    /* A container of fixed length that cannot hold the header and the L1
+     * table is refused before anything is written, not left with a header
+     * whose table was cut short. */
+    uint64_t tables_end = (uint64_t)cluster_size * (1 + (uint64_t)table_size);
+    int64_t container = file->fixed_length ? blk_get_length(file) : -1;
+    if (file->fixed_length && container >= 0 && tables_end > (uint64_t)container) {
+        g_set_error(errp, QED_ERROR, ENOSPC,
+                    "The header and L1 table (%" PRIu64 " bytes) do not fit in the %" PRId64
+                    " bytes of the container",
+                    tables_end, container);
+        return -ENOSPC;
+    }
+
     /* The same writes as qemu-img, so that the file (and its allocation on
      * the host) is the same: header, backing name, and a zeroed L1 table. */
     uint8_t hbuf[QED_HEADER_BYTES];

@@ -18,6 +18,7 @@
  * The target is opened with qemu-img's default cache, "unsafe": no flushes
  * (QED_OPEN_NO_FLUSH), as a failed copy is thrown away.
  */
+#include "blk/blk.h"
 #include "open.h"
 #include "qed-img.h"
 
@@ -672,8 +673,13 @@ static bool open_target(Convert *c, const ConvertArgs *a, const char *out_filena
         }
     }
     c->target_backing_size = (backing && !a->skip_create) ? (int64_t)qed_get_size(backing) : -1;
-    if (!c->has_zero_init && !a->skip_create && c->min_sparse && !c->target_has_backing) {
-        c->has_zero_init = true; /* a new QED image or regular file reads as zeros */
+    /* A new QED image or regular file reads as zeros; a raw image in an NBD
+     * export is the export as it was (creating it zeroed one sector), so
+     * zeros are written there, as qemu-img writes them. */
+    bool raw_export = blk_nbd_name(out_filename) && strcmp(a->out_fmt, "raw") == 0;
+    if (!c->has_zero_init && !a->skip_create && c->min_sparse && !c->target_has_backing &&
+        !raw_export) {
+        c->has_zero_init = true;
     }
     return true;
 }

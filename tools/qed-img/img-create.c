@@ -4,6 +4,7 @@
  * messages and "Formatting" line of `qemu-img create`. The QED bytes are
  * written by qed_create(); this file only turns the command line into them.
  */
+#include "blk/blk.h"
 #include "open.h"
 #include "qed-img.h"
 
@@ -84,6 +85,35 @@ static uint32_t geometry_value(uint64_t value)
     return (value == 0 || value > UINT32_MAX) ? UINT32_MAX : (uint32_t)value;
 }
 
+/* An NBD export is a container of fixed size, which qemu-img's create
+ * never makes larger ("Cannot grow NBD nodes" for an image larger than the
+ * export): a QED image written into one is held to the same bound. */
+static bool check_export_room(const char *filename, uint64_t size, GError **errp)
+{
+    if (!blk_nbd_name(filename)) {
+        return true;
+    }
+    QedOpenOptions oopts = {
+        .format = "raw",
+        .flags = QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING,
+    };
+    QedImage *img = qed_open(filename, &oopts, errp);
+    if (!img) {
+        return false;
+    }
+    QedInfo info;
+    int ret = qed_get_info(img, &info, errp);
+    qed_close(img, NULL);
+    if (ret < 0) {
+        return false;
+    }
+    if (size > info.virtual_size) {
+        g_set_error_literal(errp, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "Cannot grow NBD nodes");
+        return false;
+    }
+    return true;
+}
+
 static int create_qed(const char *filename, const ImgOpts *opts, QedLocking locking, GError **errp)
 {
     if (!check_file_options(opts, errp)) {
@@ -112,6 +142,9 @@ static int create_qed(const char *filename, const ImgOpts *opts, QedLocking lock
         .backing_format = img_opts_get(opts, "backing_fmt"),
         .locking = locking,
     };
+    if (!check_export_room(filename, qopts.size, errp)) {
+        return -EINVAL;
+    }
     return qed_create(filename, &qopts, errp);
 }
 

@@ -4,7 +4,7 @@
  * under it) in the words and layout of `qemu-img info`, as human-readable
  * text or as JSON.
  */
-#include "blk/blk.h"
+#include "names.h"
 #include "open.h"
 #include "qed-img.h"
 
@@ -51,55 +51,6 @@ typedef struct InfoOpen {
  * backing file (which may be missing or untrusted). Each image of the chain
  * is opened alone, so a writer of a QED backing file stops --backing-chain
  * as it stops qemu-img. */
-/* The name QEMU gives an NBD export it opened by URI: the socket or host
- * and port (10809 unless given) and the export, respelt; NULL where QEMU
- * has no such name (nbds://, or a name GLib cannot parse as a URI). */
-static char *nbd_display_name(const char *name)
-{
-    g_autofree char *uri_text = blk_nbd_uri(name, NULL);
-    g_autoptr(GUri) uri = uri_text ? g_uri_parse(uri_text, G_URI_FLAGS_ENCODED, NULL) : NULL;
-    if (!uri) {
-        return NULL;
-    }
-    const char *scheme = g_uri_get_scheme(uri);
-    const char *path = g_uri_get_path(uri);
-    const char *export = path[0] == '/' ? path + 1 : path;
-    if (g_ascii_strcasecmp(scheme, "nbd+unix") == 0) {
-        const char *query = g_uri_get_query(uri);
-        g_autoptr(GHashTable)
-            params = query ? g_uri_parse_params(query, -1, "&", G_URI_PARAMS_NONE, NULL) : NULL;
-        const char *socket = params ? g_hash_table_lookup(params, "socket") : NULL;
-        if (!socket) {
-            return NULL;
-        }
-        return g_strdup_printf("nbd+unix://%s%s?socket=%s", *export ? "/" : "", export, socket);
-    }
-    if (g_ascii_strcasecmp(scheme, "nbd") == 0 && g_uri_get_host(uri)) {
-        int port = g_uri_get_port(uri);
-        return g_strdup_printf("nbd://%s:%d%s%s", g_uri_get_host(uri), port > 0 ? port : 10809,
-                               *export ? "/" : "", export);
-    }
-    return NULL;
-}
-
-/* The name qemu-img shows for an image: an NBD export's name as QEMU
- * respells it; for a local file without a "file:" prefix (the library has
- * taken it off), and with "./" in front where the name would otherwise read
- * as "protocol:rest" (a ':' before any '/'). */
-static char *display_name(const char *local)
-{
-    if (blk_nbd_name(local)) {
-        char *name = nbd_display_name(local);
-        return name ? name : g_strdup(local);
-    }
-    const char *colon = strchr(local, ':');
-    const char *slash = strchr(local, '/');
-    if (colon && (!slash || colon < slash)) {
-        return g_strconcat("./", local, NULL);
-    }
-    return g_strdup(local);
-}
-
 static ImageInfo *query_image(const char *filename, const char *fmt, const InfoOpen *how)
 {
     QedOpenOptions oopts = {
@@ -125,7 +76,7 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
     }
 
     ImageInfo *info = g_new0(ImageInfo, 1);
-    info->filename = display_name(qinfo.filename);
+    info->filename = tool_display_name(qinfo.filename);
     info->format = g_strdup(qinfo.format);
     info->virtual_size = qinfo.virtual_size;
     info->actual_size = qinfo.actual_size;

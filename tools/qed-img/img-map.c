@@ -6,6 +6,7 @@
  * neighbouring ranges whose every field agrees (and whose offsets follow
  * on) are merged here, as qemu-img does.
  */
+#include "names.h"
 #include "open.h"
 #include "qed-img.h"
 
@@ -37,9 +38,10 @@ static void dump_entry(bool json, const MapEntry *e, MapEntry *next)
 {
     if (!json) {
         if (e->data && !e->zero) {
+            /* The file as qemu-img names it (an NBD export respelt). */
+            g_autofree char *file = e->has_offset ? tool_display_name(e->filename) : g_strdup("");
             printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n", (uint64_t)e->start,
-                   (uint64_t)e->length, e->has_offset ? (uint64_t)e->offset : 0,
-                   e->has_offset ? e->filename : "");
+                   (uint64_t)e->length, e->has_offset ? (uint64_t)e->offset : 0, file);
         }
         /* The human layout does not tell zero from unallocated: such
          * neighbours may merge (as in qemu-img). */
