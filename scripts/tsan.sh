@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the thread tests under ThreadSanitizer into build-tsan/ and runs
-# them: tests/unit/test-stress (many threads on one handle against a model)
-# and tests/unit/test-api-threads. Any TSan report fails the run.
+# them: tests/unit/test-stress (many threads on one handle against a model),
+# tests/unit/test-api-threads and the others below (test-blk-nbd: the NBD
+# connection pool). Any TSan report fails the run.
 # The library locks with pthread mutexes, which TSan sees (GLib's GMutex it
 # does not), so a clean run means no data race TSan could observe.
 #
@@ -11,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 build=build-tsan
-tests="test-stress test-api-threads test-qed-internals test-crash-parallel"
+tests="test-stress test-api-threads test-qed-internals test-crash-parallel test-blk-nbd"
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized \

@@ -110,8 +110,8 @@ typedef struct BlkNbd {
     uint64_t size;
     bool can_flush, can_zero, multi_conn, server_ro, base_allocation;
     /* The pool: idle connections, how many exist, how many may. */
-    GMutex lock;
-    GCond freed;
+    pthread_mutex_t lock; /* guards the pool and last_error */
+    pthread_cond_t freed; /* a connection went idle or away */
     GPtrArray *idle;
     unsigned conns, max_conns;
     char *last_error; /* libnbd's message of the last failed call (under lock) */
@@ -125,10 +125,10 @@ static BlkNbd *to_nbd(BlkDev *dev)
 /* Remembers msg for blk_nbd_take_error(). */
 static void set_last_error(BlkNbd *n, const char *msg)
 {
-    g_mutex_lock(&n->lock);
+    pthread_mutex_lock(&n->lock);
     g_free(n->last_error);
     n->last_error = g_strdup(msg ? msg : "unknown error");
-    g_mutex_unlock(&n->lock);
+    pthread_mutex_unlock(&n->lock);
 }
 
 /* The errno for the call on h that just failed, remembering libnbd's
@@ -186,17 +186,17 @@ static struct nbd_handle *connect_one(const char *uri, const char *name, bool un
  * cannot be made. */
 static int take_conn(BlkNbd *n, struct nbd_handle **hp)
 {
-    g_mutex_lock(&n->lock);
+    pthread_mutex_lock(&n->lock);
     while (n->idle->len == 0 && n->conns >= n->max_conns) {
-        g_cond_wait(&n->freed, &n->lock);
+        pthread_cond_wait(&n->freed, &n->lock);
     }
     if (n->idle->len > 0) {
         *hp = g_ptr_array_steal_index(n->idle, n->idle->len - 1);
-        g_mutex_unlock(&n->lock);
+        pthread_mutex_unlock(&n->lock);
         return 0;
     }
     n->conns++;
-    g_mutex_unlock(&n->lock);
+    pthread_mutex_unlock(&n->lock);
 
     GError *err = NULL;
     struct nbd_handle *h = connect_one(n->uri, NULL, n->untrusted, &err);
@@ -211,14 +211,14 @@ static int take_conn(BlkNbd *n, struct nbd_handle **hp)
         h = NULL;
         ret = -EIO;
     }
-    g_mutex_lock(&n->lock);
+    pthread_mutex_lock(&n->lock);
     if (!h) {
         n->conns--;
         g_free(n->last_error);
         n->last_error = g_strdup(err->message);
-        g_cond_signal(&n->freed);
+        pthread_cond_signal(&n->freed);
     }
-    g_mutex_unlock(&n->lock);
+    pthread_mutex_unlock(&n->lock);
     g_clear_error(&err);
     *hp = h;
     return ret;
@@ -236,7 +236,7 @@ static bool give_conn(BlkNbd *n, struct nbd_handle *h)
     if (dead) {
         g_ptr_array_add(drop, h);
     }
-    g_mutex_lock(&n->lock);
+    pthread_mutex_lock(&n->lock);
     if (dead) {
         while (n->idle->len > 0) {
             g_ptr_array_add(drop, g_ptr_array_steal_index(n->idle, n->idle->len - 1));
@@ -245,8 +245,8 @@ static bool give_conn(BlkNbd *n, struct nbd_handle *h)
     } else {
         g_ptr_array_add(n->idle, h);
     }
-    g_cond_broadcast(&n->freed);
-    g_mutex_unlock(&n->lock);
+    pthread_cond_broadcast(&n->freed);
+    pthread_mutex_unlock(&n->lock);
     for (guint i = 0; i < drop->len; i++) {
         nbd_close(g_ptr_array_index(drop, i));
     }
@@ -437,7 +437,7 @@ static int nbd_blk_reopen(BlkDev *dev, bool read_only)
     /* Only reads may spread over connections the server does not promise
      * to keep consistent. No request is in flight (qed_reopen's contract),
      * so every connection is idle; a writer keeps one of them. */
-    g_mutex_lock(&n->lock);
+    pthread_mutex_lock(&n->lock);
     n->max_conns = read_only || n->multi_conn ? NBD_MAX_CONNS : 1;
     while (n->idle->len > n->max_conns) {
         struct nbd_handle *h = g_ptr_array_steal_index(n->idle, n->idle->len - 1);
@@ -445,7 +445,7 @@ static int nbd_blk_reopen(BlkDev *dev, bool read_only)
         nbd_close(h);
         n->conns--;
     }
-    g_mutex_unlock(&n->lock);
+    pthread_mutex_unlock(&n->lock);
     return 0;
 }
 
@@ -458,8 +458,8 @@ static void nbd_blk_close(BlkDev *dev)
         nbd_close(h);
     }
     g_ptr_array_free(n->idle, TRUE);
-    g_mutex_clear(&n->lock);
-    g_cond_clear(&n->freed);
+    pthread_mutex_destroy(&n->lock);
+    pthread_cond_destroy(&n->freed);
     g_free(n->uri);
     g_free(n->last_error);
     g_free(n);
@@ -512,8 +512,8 @@ BlkDev *blk_nbd_open(const char *name, unsigned flags, GError **errp)
     n->can_zero = nbd_can_zero(h) == 1;
     n->server_ro = server_ro;
     n->base_allocation = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
-    g_mutex_init(&n->lock);
-    g_cond_init(&n->freed);
+    pthread_mutex_init(&n->lock, NULL);
+    pthread_cond_init(&n->freed, NULL);
     n->idle = g_ptr_array_new();
     g_ptr_array_add(n->idle, h);
     n->conns = 1;
@@ -528,9 +528,9 @@ char *blk_nbd_take_error(BlkDev *dev)
         return NULL;
     }
     BlkNbd *n = to_nbd(dev);
-    g_mutex_lock(&n->lock);
+    pthread_mutex_lock(&n->lock);
     char *msg = g_steal_pointer(&n->last_error);
-    g_mutex_unlock(&n->lock);
+    pthread_mutex_unlock(&n->lock);
     return msg;
 }
 
