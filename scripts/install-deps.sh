@@ -7,7 +7,7 @@ set -e
 
 packages="meson ninja-build pkg-config gcc g++ libglib2.0-dev qemu-utils
           nbdkit nbdkit-plugin-dev libnbd-bin python3 clang libclang-rt-14-dev
-          clang-format e2fsprogs perl fio strace time"
+          clang-format e2fsprogs perl fio strace time libnbd-dev nginx-light"
 [ $# -eq 0 ] || packages="$*"
 
 missing=""

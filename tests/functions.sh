@@ -119,3 +119,151 @@ stop_nbdkit() {
     fi
     wait "$NBDKIT_PID" 2>/dev/null || true
 }
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on at this moment (the
+# kernel's pick for a bind to port 0), for a server the test starts:
+#     nbdkit -p "$(free_tcp_port)" -i 127.0.0.1 ...
+# Another process may take it before the server binds it; start_nbdkit_tcp
+# and start_nginx retry with a fresh port when that happens.
+free_tcp_port() {
+    python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+'
+}
+
+# Does something accept TCP connections on 127.0.0.1:$1?
+tcp_port_open() {
+    python3 -c '
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), 2).close()
+except OSError:
+    sys.exit(1)
+' "$1"
+}
+
+# start_nbdkit_tcp NBDKIT-ARGS...: start_nbdkit on TCP instead of a Unix
+# socket: nbdkit listens on 127.0.0.1 at a free port (free_tcp_port), so that
+# tests running in parallel never collide. Sets NBDKIT_PID, NBDKIT_PORT and
+# NBDKIT_TCP_URI (nbd://127.0.0.1:PORT). It is ready once the port accepts
+# connections; when nbdkit exits first and the port is taken, another process
+# won the port, and it starts again on a new one. stop_nbdkit stops it.
+start_nbdkit_tcp() {
+    _try=0
+    while :; do
+        NBDKIT_PORT=$(free_tcp_port)
+        # shellcheck disable=SC2086
+        if [ -n "${NBDKIT_PRELOAD:-}" ]; then
+            LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0 ${NBDKIT_AS:-} \
+                nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$NBDKIT_PORT" "$@" &
+        else
+            ${NBDKIT_AS:-} nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$NBDKIT_PORT" "$@" &
+        fi
+        NBDKIT_PID=$!
+        on_exit "kill $NBDKIT_PID 2>/dev/null"
+        _i=0
+        while alive "$NBDKIT_PID" && ! tcp_port_open "$NBDKIT_PORT"; do
+            _i=$((_i + 1))
+            [ "$_i" -lt 200 ] || fail "nbdkit $* did not listen on port $NBDKIT_PORT"
+            sleep 0.1
+        done
+        alive "$NBDKIT_PID" && break
+        wait "$NBDKIT_PID" 2>/dev/null || true
+        _try=$((_try + 1))
+        if ! tcp_port_open "$NBDKIT_PORT" || [ "$_try" -ge 5 ]; then
+            fail "nbdkit $* exited before serving on port $NBDKIT_PORT"
+        fi
+        echo "port $NBDKIT_PORT was taken; starting nbdkit again" >&2
+    done
+    NBDKIT_TCP_URI="nbd://127.0.0.1:$NBDKIT_PORT"
+}
+
+# start_nginx DIR [PORT]: serves DIR read-only over HTTP with Debian's nginx
+# (nginx-light), as the test's user, on 127.0.0.1 at a free port: GET and
+# HEAD of static files, with Range requests (206); anything else is refused
+# (PUT: 405). Sets NGINX_PID, HTTP_PORT and HTTP_URL (http://127.0.0.1:PORT,
+# no slash). Its configuration, pid file, logs and temporary directories are
+# in $T/nginx; its errors go to the test's stderr, each request to
+# $T/nginx/access.log. One process (master_process off), not a daemon: $! is
+# nginx, and its parent's death (even SIGKILL of the test) sends it SIGTERM.
+# It is ready once its pid file exists, which nginx writes after binding the
+# port; a port taken meanwhile makes it start again on another one. With
+# PORT (a server coming back where its clients expect it), that port or a
+# failure. It is stopped when the test exits, or earlier by stop_nginx; one
+# nginx at a time.
+start_nginx() {
+    _nginx=nginx
+    if ! command -v nginx >/dev/null 2>&1 && [ -x /usr/sbin/nginx ]; then
+        _nginx=/usr/sbin/nginx  # not in a user's PATH on Debian
+    fi
+    requires "$_nginx"
+    [ -z "${NGINX_PID:-}" ] || fail "start_nginx: nginx already runs (stop_nginx first)"
+    _root=$(cd "$1" && pwd)
+    _ngx=$T/nginx
+    mkdir -p "$_ngx"
+    _pdeath=""
+    if command -v setpriv >/dev/null 2>&1; then
+        _pdeath="setpriv --pdeathsig TERM"
+    fi
+    on_exit stop_nginx
+    _try=0
+    while :; do
+        HTTP_PORT=${2:-$(free_tcp_port)}
+        rm -f "$_ngx/nginx.pid"
+        cat >"$_ngx/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $_ngx/nginx.pid;
+lock_file $_ngx/nginx.lock;
+error_log stderr error;
+events {
+    worker_connections 64;
+}
+http {
+    access_log $_ngx/access.log;
+    client_body_temp_path $_ngx/body;
+    proxy_temp_path $_ngx/proxy;
+    fastcgi_temp_path $_ngx/fastcgi;
+    uwsgi_temp_path $_ngx/uwsgi;
+    scgi_temp_path $_ngx/scgi;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$HTTP_PORT;
+        root $_root;
+    }
+}
+NGINX
+        # -e: the log for errors before the configuration is read (the
+        # compiled-in default may be a file under /var/log).
+        $_pdeath "$_nginx" -p "$_ngx/" -c "$_ngx/nginx.conf" -e stderr &
+        NGINX_PID=$!
+        _i=0
+        while alive "$NGINX_PID" && [ ! -s "$_ngx/nginx.pid" ]; do
+            _i=$((_i + 1))
+            [ "$_i" -lt 200 ] || fail "nginx did not start on port $HTTP_PORT"
+            sleep 0.1
+        done
+        alive "$NGINX_PID" && break
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=""
+        _try=$((_try + 1))
+        if [ -n "${2:-}" ] || ! tcp_port_open "$HTTP_PORT" || [ "$_try" -ge 5 ]; then
+            fail "nginx exited before serving on port $HTTP_PORT"
+        fi
+        echo "port $HTTP_PORT was taken; starting nginx again" >&2
+    done
+    HTTP_URL="http://127.0.0.1:$HTTP_PORT"
+}
+
+# Stops the nginx of start_nginx (if it still runs) and waits for it.
+stop_nginx() {
+    if [ -n "${NGINX_PID:-}" ]; then
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=""
+    fi
+}

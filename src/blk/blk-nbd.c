@@ -17,10 +17,12 @@
  *   promise that a flush on one connection covers writes completed on all)
  *   or when we only read. Otherwise one connection carries every request,
  *   one at a time.
- * - A connection that dies (server gone) is dropped from the pool; the
- *   request fails with libnbd's errno, and the next request connects anew,
- *   so a server that comes back serves later requests. Writes acknowledged
- *   before a failed flush are not trusted: blk.c fails the device.
+ * - A connection that dies (server gone) is dropped from the pool with the
+ *   idle ones; the next request connects anew, so a server that comes back
+ *   serves later requests, and a read is tried once more at once. A
+ *   writable device fails instead (blk_set_failed): what the lost server
+ *   had acknowledged but not flushed may be gone, and no later flush may
+ *   call it safe. Reopening the image starts afresh.
  * - Names that come from an image header (BLK_NBD_UNTRUSTED) may not make
  *   libnbd read local files (TLS key files in the query string); the
  *   caller's own names may.
@@ -200,21 +202,37 @@ static int take_conn(BlkNbd *n, struct nbd_handle **hp)
     return ret;
 }
 
-/* Returns a connection to the pool, or drops it when it died. */
-static void give_conn(BlkNbd *n, struct nbd_handle *h)
+/* Returns a connection to the pool, or drops it when it died, with the idle
+ * ones (the server is likely gone: they would fail their next request too).
+ * Returns whether it died. A writable device then fails (blk.c): writes
+ * the server acknowledged but had not flushed may be lost with it, and a
+ * flush on a new connection must not report them safe. */
+static bool give_conn(BlkNbd *n, struct nbd_handle *h)
 {
     bool dead = nbd_aio_is_dead(h) || nbd_aio_is_closed(h);
+    GPtrArray *drop = g_ptr_array_new();
     if (dead) {
-        nbd_close(h);
+        g_ptr_array_add(drop, h);
     }
     g_mutex_lock(&n->lock);
     if (dead) {
-        n->conns--;
+        while (n->idle->len > 0) {
+            g_ptr_array_add(drop, g_ptr_array_steal_index(n->idle, n->idle->len - 1));
+        }
+        n->conns -= drop->len;
     } else {
         g_ptr_array_add(n->idle, h);
     }
-    g_cond_signal(&n->freed);
+    g_cond_broadcast(&n->freed);
     g_mutex_unlock(&n->lock);
+    for (guint i = 0; i < drop->len; i++) {
+        nbd_close(g_ptr_array_index(drop, i));
+    }
+    g_ptr_array_free(drop, TRUE);
+    if (dead && !n->dev.read_only) {
+        blk_set_failed(&n->dev);
+    }
+    return dead;
 }
 
 /* Requests are split so that none exceeds what every server accepts. */
@@ -228,19 +246,24 @@ static int nbd_blk_pread(BlkDev *dev, void *buf, size_t len, uint64_t offset)
     if (avail == 0) {
         return 0;
     }
-    struct nbd_handle *h;
-    int ret = take_conn(n, &h);
-    if (ret < 0) {
-        return ret;
-    }
-    for (size_t done = 0; ret == 0 && done < avail; done += NBD_MAX_REQUEST) {
-        size_t chunk = MIN(avail - done, (size_t)NBD_MAX_REQUEST);
-        if (nbd_pread(h, (uint8_t *)buf + done, chunk, offset + done, 0) < 0) {
-            ret = nbd_failure(n);
+    /* A read whose connection died is tried once more on a new one: the
+     * server may have come back (or only that connection broke). */
+    for (int attempt = 0;; attempt++) {
+        struct nbd_handle *h;
+        int ret = take_conn(n, &h);
+        if (ret < 0) {
+            return ret;
+        }
+        for (size_t done = 0; ret == 0 && done < avail; done += NBD_MAX_REQUEST) {
+            size_t chunk = MIN(avail - done, (size_t)NBD_MAX_REQUEST);
+            if (nbd_pread(h, (uint8_t *)buf + done, chunk, offset + done, 0) < 0) {
+                ret = nbd_failure(n);
+            }
+        }
+        if (!give_conn(n, h) || ret == 0 || attempt == 1) {
+            return ret;
         }
     }
-    give_conn(n, h);
-    return ret;
 }
 
 static int nbd_blk_pwrite(BlkDev *dev, const void *buf, size_t len, uint64_t offset, BlkTag tag)

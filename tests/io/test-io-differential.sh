@@ -11,12 +11,20 @@
 #
 # QED_TEST_SEEDS=N runs seeds 0..N-1 (default 24, four of each layout);
 # QED_TEST_SEED=S runs seed S only; QED_TEST_OPS sets the workload length.
+#
+# QED_TEST_REMOTE=1 (the io-differential-remote test): only the seeds with a
+# backing file, which is served by `nbdkit file` and named in the overlay by
+# its NBD address, over a Unix socket for even seeds and TCP on a free
+# localhost port for odd ones. A twin overlay over the local file takes the
+# same workload, and both must end equal.
 . "$TESTS_DIR/functions.sh"
 . "$TESTS_DIR/io/io-common.sh"
 requires qemu-img qemu-io python3
 
 seeds=${QED_TEST_SEEDS:-24}
 ops=${QED_TEST_OPS:-600}
+remote=${QED_TEST_REMOTE:-}
+[ -z "$remote" ] || requires nbdkit
 if [ -n "${QED_TEST_SEED:-}" ]; then
     seed_list=$QED_TEST_SEED
 else
@@ -25,12 +33,44 @@ fi
 
 failed=""
 seed_failed() {
-    echo "FAIL seed $1: $2 (rerun: QED_TEST_SEED=$1 meson test -C BUILDDIR io-differential;" \
+    echo "FAIL seed $1: $2 (rerun: QED_TEST_SEED=$1 meson test -C BUILDDIR io-differential${remote:+-remote};" \
         "commands: tests/io/gen-workload.py $1 DIR)" >&2
     case " $failed " in
     *" $1 "*) ;;
     *) failed="$failed $1" ;;
     esac
+}
+
+# serve_base SEED FILE: serves FILE (read-only) with nbdkit file, over a Unix
+# socket for an even seed and over TCP on a free localhost port for an odd
+# one; sets BASE_URI to its NBD address and BASE_PID to the server's pid.
+serve_base() {
+    _pidfile=$T/base-$1.pid
+    if [ $(($1 % 2)) -eq 0 ]; then
+        _sock=$T/base-$1.sock
+        nbdkit -r -U "$_sock" -P "$_pidfile" file "$2" ||
+            fail "nbdkit could not serve $2 on $_sock"
+        BASE_URI="nbd+unix:///?socket=$_sock"
+    else
+        BASE_URI=""
+        for _try in 1 2 3 4 5; do
+            _port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            if nbdkit -r -i 127.0.0.1 -p "$_port" -P "$_pidfile" file "$2" 2>/dev/null; then
+                BASE_URI="nbd://127.0.0.1:$_port"
+                break
+            fi
+        done
+        [ -n "$BASE_URI" ] || fail "nbdkit could not serve $2 on a free TCP port"
+    fi
+    # nbdkit listens before it forks; the child writes the pid file.
+    _i=0
+    while [ ! -s "$_pidfile" ]; do
+        _i=$((_i + 1))
+        [ "$_i" -lt 100 ] || fail "nbdkit wrote no pid file $_pidfile"
+        sleep 0.05
+    done
+    BASE_PID=$(cat "$_pidfile")
+    on_exit "kill $BASE_PID 2>/dev/null"
 }
 
 run_seed() {
@@ -43,6 +83,12 @@ run_seed() {
 
     cd "$dir"
     opts="cluster_size=$CLUSTER,table_size=$TABLE"
+    if [ -n "$remote" ] && [ "$BACKING" = none ]; then
+        echo "seed $seed: no backing file, nothing remote to test"
+        cd "$T"
+        rm -rf "$dir"
+        return
+    fi
     case $BACKING in
     none)
         qemu-img create -q -f qed -o "$opts" img.qed "$SIZE"
@@ -61,6 +107,17 @@ run_seed() {
     esac
     # The reference starts as the overlay's flattened contents.
     qemu-img convert -O raw img.qed ref.raw
+    if [ -n "$remote" ]; then
+        # The overlay names its backing file by NBD address; its twin keeps
+        # the local name.
+        mv img.qed twin.qed
+        base=$(ls base.qed 2>/dev/null || echo base.raw)
+        serve_base "$seed" "$dir/$base"
+        echo "seed $seed: backing file $base at $BASE_URI"
+        qemu-img create -q -f qed -o "$opts" -b "$BASE_URI" -F "${base##*.}" img.qed "$SIZE"
+        "$QED_IO" -t "$CACHE" -f qed twin.qed <ops.cmds >twin.out 2>twin.err ||
+            seed_failed "$seed" "qed-io on the local twin failed"
+    fi
 
     set +e
     "$QED_IO" -t "$CACHE" -f qed img.qed <ops.cmds >qed.out 2>qed.err
@@ -92,6 +149,10 @@ run_seed() {
         seed_failed "$seed" "img.qed and the raw reference differ"
         qemu-img compare -f qed -F raw "$dir/img.qed" "$dir/ref.raw" >&2 || true
     fi
+    if [ -n "$remote" ]; then
+        qemu-img compare -q "$dir/img.qed" "$dir/twin.qed" ||
+            seed_failed "$seed" "the overlay over NBD and its twin over the local file differ"
+    fi
     set +e
     qemu-img check "$dir/img.qed" >"$dir/check.out" 2>&1
     check_status=$?
@@ -100,6 +161,7 @@ run_seed() {
         seed_failed "$seed" "qemu-img check exited $check_status"
         head -20 "$dir/check.out" >&2
     fi
+    [ -z "$remote" ] || kill "$BASE_PID"
     case " $failed " in
     *" $seed "*) ;;
     *) rm -rf "$dir" ;;

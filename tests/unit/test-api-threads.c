@@ -26,6 +26,7 @@ typedef struct Worker {
     uint64_t size;
     volatile gint *stop;
     guint64 checked; /* sectors verified by a reader */
+    gint *started;   /* readers that have verified a read (the race tests) */
 } Worker;
 
 /* Sector s of writer w holds this byte; writers own interleaved sectors. */
@@ -148,6 +149,11 @@ static gpointer backing_writer_main(gpointer data)
     Worker *w = data;
     GRand *rand = g_rand_new_with_seed((guint32)w->id + 7);
     uint8_t buf[3 * SECTOR];
+    /* Writers start once every reader runs, so that reads do race them
+     * even where the scheduler would let the writers finish first. */
+    while (g_atomic_int_get(w->started) < NTHREADS - 4) {
+        g_usleep(1000);
+    }
     for (int n = 0; n < 300; n++) {
         uint64_t sector = (uint64_t)g_rand_int_range(rand, 0, (gint32)(w->size / SECTOR - 3));
         memset(buf, 0xfe, sizeof(buf));
@@ -182,6 +188,9 @@ static gpointer backing_reader_main(gpointer data)
             }
             w->checked++;
         }
+        if (w->checked == sizeof(buf) / SECTOR) {
+            g_atomic_int_inc(w->started);
+        }
     }
     g_rand_free(rand);
     return NULL;
@@ -199,11 +208,11 @@ static void test_reads_racing_cow_see_old_or_new(void)
     g_free(contents);
     g_autofree char *path = tu_create("race.qed", size, 0, "race.raw", "raw");
     QedImage *img = tu_open(path, 0);
-    gint stop = 0;
+    gint stop = 0, started = 0;
     Worker w[NTHREADS];
     GThread *t[NTHREADS];
     for (int i = 0; i < NTHREADS; i++) {
-        w[i] = (Worker){ .img = img, .id = i, .size = size, .stop = &stop };
+        w[i] = (Worker){ .img = img, .id = i, .size = size, .stop = &stop, .started = &started };
         t[i] = g_thread_new("race", i < 4 ? backing_writer_main : backing_reader_main, &w[i]);
     }
     for (int i = 0; i < 4; i++) {
