@@ -226,6 +226,7 @@ R1_COLS = {
     "ours-nbd": "nbdcopy from nbdkit qed overlay.qed backing-remote=true to null:",
     "qemu-nbd": "nbdcopy from qemu-nbd -r -f qed overlay.qed to null:",
     "nbdcopy": "nbdcopy from the golden server to null: (the ceiling)",
+    "nbdcopy-out": "nbdcopy from the golden server to OUT (the converts' ceiling)",
 }
 R1_NAMES = {"R1u": "Unix socket", "R1t": "TCP 127.0.0.1"}
 
@@ -250,11 +251,12 @@ def report_r1(rows, wls, out):
             notes = sorted({r[4] for r in rows if r[0] == "note" and r[1] == wl and r[2] == c})
             e["columns"][c] = {"command": name, "seconds": t, "mib_per_s": mibs[c], "reps": n,
                                "notes": notes}
-            print(f"    {c:9} {fmt(mibs[c]):>7} MiB/s {fmt(t):>7} s (n={n})  {name}"
+            print(f"    {c:11} {fmt(mibs[c]):>7} MiB/s {fmt(t):>7} s (n={n})  {name}"
                   + (f"; {'; '.join(notes)}" if notes else ""))
         e["ratios"] = {
             "ours/qemu-img": ratio(mibs.get("ours"), mibs.get("qemu")),
             "ours/nbdcopy": ratio(mibs.get("ours"), mibs.get("nbdcopy")),
+            "ours/nbdcopy-out": ratio(mibs.get("ours"), mibs.get("nbdcopy-out")),
             "ours-nbd/qemu-nbd": ratio(mibs.get("ours-nbd"), mibs.get("qemu-nbd")),
             "ours-nbd/nbdcopy": ratio(mibs.get("ours-nbd"), mibs.get("nbdcopy")),
         }

@@ -584,6 +584,8 @@ run_m1() {
 #             readonly=true` (the plugin's read path, no output file)
 #   qemu-nbd  nbdcopy URI null: from `qemu-nbd -r -t -e 8 -f qed overlay.qed`
 #   nbdcopy   nbdcopy URI null: from the golden server itself (the ceiling)
+#   nbdcopy-out  nbdcopy URI OUT from the golden server: the ceiling of the
+#             converts, which write the same OUT
 # OUT is a new file (removed before each run) in /dev/shm when it has room
 # (else in BENCH_DIR), so that the disk underneath does not time the
 # writes; both converts run with their default cache modes (source
@@ -636,6 +638,8 @@ r1_run() {
     case $col in
     ours | qemu)
         "$(tool_of "$col")" convert -f qed -O raw "$ov" "$out" || die "R1 $w $col: convert failed" ;;
+    nbdcopy-out)
+        nbdcopy "$uri" "$out" || die "R1 $w $col: nbdcopy $uri $out failed" ;;
     *)
         nbdcopy "$uri" null: || die "R1 $w $col: nbdcopy $uri failed" ;;
     esac
@@ -646,7 +650,7 @@ r1_run() {
     # The first repetition checks what was read: the golden image, byte for byte.
     if [ "$rep" = 1 ]; then
         case $col in
-        ours | qemu) cmp -s "$out" "$r1_dir/golden.raw" ;;
+        ours | qemu | nbdcopy-out) cmp -s "$out" "$r1_dir/golden.raw" ;;
         *) nbdcopy "$uri" "$out" && cmp -s "$out" "$r1_dir/golden.raw" ;;
         esac || die "R1 $w $col: what was read differs from the golden image"
     fi
@@ -702,7 +706,7 @@ print(s.getsockname()[1])')
     log "R1: sequential read through the overlays, $REPS repetitions"
     for rep in $(seq 1 "$REPS"); do
         for w in R1u R1t; do
-            for col in $(rotate "$rep" ours qemu ours-nbd qemu-nbd nbdcopy); do
+            for col in $(rotate "$rep" ours qemu ours-nbd qemu-nbd nbdcopy nbdcopy-out); do
                 r1_run "$w" "$col" "$rep"
             done
         done
