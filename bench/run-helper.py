@@ -11,7 +11,7 @@
 # KIND is "time" (seconds), "iops_w"/"iops_r" (W8), "rss" (KiB, M1),
 # "wpr"/"fpr" (writes/flushes per request, strace), "owpr"/"ofpr" (the same
 # from qed-img's --stats), "alloc" (W8: fraction of writes that allocated),
-# "note" (free text).
+# "note" (free text), "size" (R1: bytes read per run).
 import json
 import re
 import statistics
@@ -111,7 +111,7 @@ def report(tsv, json_path, meta):
     cols = ["raw", "qcow2", "qemu-qed", "ours"]
     out = {"conditions": meta, "workloads": {}}
     print(f"== {meta}")
-    timed = [wl for wl in wls if not wl.startswith(("W8", "M1"))]
+    timed = [wl for wl in wls if not wl.startswith(("W8", "M1", "R1"))]
     if timed:
         print()
         print("times in seconds, median of the repetitions (n); ours = qed-img on qed")
@@ -212,9 +212,56 @@ def report(tsv, json_path, meta):
             out["workloads"][wl] = {"rss_kib": {"ours": o, "qemu-io": q},
                                     "seconds": {"ours": t, "qemu-io": qt},
                                     "limit_kib": limit, "reps": n, "met": met, "notes": notes}
+    r1 = [wl for wl in wls if wl.startswith("R1")]
+    if r1:
+        report_r1(rows, r1, out)
     with open(json_path, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")
+
+
+R1_COLS = {
+    "ours": "qed-img convert -O raw overlay.qed OUT",
+    "qemu": "qemu-img convert -O raw overlay.qed OUT",
+    "ours-nbd": "nbdcopy from nbdkit qed overlay.qed backing-remote=true to null:",
+    "qemu-nbd": "nbdcopy from qemu-nbd -r -f qed overlay.qed to null:",
+    "nbdcopy": "nbdcopy from the golden server to null: (the ceiling)",
+    "nbdcopy-out": "nbdcopy from the golden server to OUT (the converts' ceiling)",
+}
+R1_NAMES = {"R1u": "Unix socket", "R1t": "TCP 127.0.0.1"}
+
+
+def report_r1(rows, wls, out):
+    """R1: MiB/s of each column (the golden image's size over the median
+    time) and the ratios of throughput, ours over qemu's and over nbdcopy's."""
+    print()
+    print("R1: sequential read of a golden raw image (nbdkit file) through an empty local")
+    print("QED overlay backed by its NBD URI; MiB/s, from the median time (s) of the")
+    print("repetitions; ratios are of throughput (above 1: ours is faster)")
+    for wl in wls:
+        size = float(first_of(rows, "size", wl, "golden") or 0)
+        print(f"  {wl} ({R1_NAMES.get(wl, wl)}, {size / 2**20:.0f} MiB):")
+        e = {"bytes": size, "columns": {}}
+        mibs = {}
+        for c, name in R1_COLS.items():
+            t, n = median_of(rows, "time", wl, c)
+            if n == 0:
+                continue
+            mibs[c] = size / 2**20 / t if t else None
+            notes = sorted({r[4] for r in rows if r[0] == "note" and r[1] == wl and r[2] == c})
+            e["columns"][c] = {"command": name, "seconds": t, "mib_per_s": mibs[c], "reps": n,
+                               "notes": notes}
+            print(f"    {c:11} {fmt(mibs[c]):>7} MiB/s {fmt(t):>7} s (n={n})  {name}"
+                  + (f"; {'; '.join(notes)}" if notes else ""))
+        e["ratios"] = {
+            "ours/qemu-img": ratio(mibs.get("ours"), mibs.get("qemu")),
+            "ours/nbdcopy": ratio(mibs.get("ours"), mibs.get("nbdcopy")),
+            "ours/nbdcopy-out": ratio(mibs.get("ours"), mibs.get("nbdcopy-out")),
+            "ours-nbd/qemu-nbd": ratio(mibs.get("ours-nbd"), mibs.get("qemu-nbd")),
+            "ours-nbd/nbdcopy": ratio(mibs.get("ours-nbd"), mibs.get("nbdcopy")),
+        }
+        print("    " + "  ".join(f"{k} {fmt(v)}" for k, v in e["ratios"].items()))
+        out["workloads"][wl] = e
 
 
 def main():

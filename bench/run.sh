@@ -12,7 +12,7 @@
 #
 #   bench/run.sh [-B BUILDDIR] [WORKLOAD...]     (default: build-bench, all)
 #
-# Workloads: W1 W1b W2 W3 W4 W5 W6 W7 W8 M1. Environment:
+# Workloads: W1 W1b W2 W3 W4 W5 W6 W7 W8 M1 R1. Environment:
 #   REPS=3        repetitions (the median is reported)
 #   QUICK=1       small counts and sizes, for trying the script out
 #   OURS_IMG=...  the qed-img that runs the "ours" column (default
@@ -23,6 +23,8 @@
 #   KEEP=1        keep the images made once (W7's, the backing files) for the
 #                 next run instead of removing them at the end
 #   W8_SECONDS=20 each fio phase of W8
+#   R1_DIR=...    where R1's golden image and copies go (default /dev/shm
+#                 when it has room, else BENCH_DIR)
 set -eEuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +43,7 @@ PLUGIN=${PLUGIN:-$BUILD/plugins/nbdkit/nbdkit-qed-plugin.so}
 BENCH_DIR=${BENCH_DIR:-$BUILD/bench-data}
 W8_SECONDS=${W8_SECONDS:-20}
 helper="python3 $here/run-helper.py"
-all="W1 W1b W2 W3 W4 W5 W6 W7 W8 M1"
+all="W1 W1b W2 W3 W4 W5 W6 W7 W8 M1 R1"
 workloads=${*:-$all}
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
@@ -54,6 +56,12 @@ for cmd in qemu-img qemu-io python3 strace; do
 done
 case " $workloads " in *" W8 "*)
     for cmd in fio nbdkit nbdinfo qemu-nbd; do
+        command -v "$cmd" >/dev/null || die "$cmd is not installed (make deps)"
+    done
+    [ -f "$PLUGIN" ] || die "no nbdkit plugin at $PLUGIN (build first)" ;;
+esac
+case " $workloads " in *" R1 "*)
+    for cmd in nbdkit nbdinfo nbdcopy qemu-nbd; do
         command -v "$cmd" >/dev/null || die "$cmd is not installed (make deps)"
     done
     [ -f "$PLUGIN" ] || die "no nbdkit plugin at $PLUGIN (build first)" ;;
@@ -80,12 +88,16 @@ work=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
 cache=$BENCH_DIR/cache
 mkdir -p "$cache"
 server=""
+r1_work=""
+r1_servers=""
 cleanup() {
-    if [ -n "$server" ]; then
-        kill "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
-    fi
+    local pid
+    for pid in $server $r1_servers; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
+    [ -z "$r1_work" ] || rm -rf "$r1_work"
     [ "${KEEP:-0}" = 1 ] || rm -rf "$cache"
     if [ "$reported" = 0 ] && [ -s "${results:-/nonexistent}" ]; then
         echo "bench/run.sh: stopped early; what it measured until then:" >&2
@@ -115,10 +127,10 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 # Counts that QUICK=1 shrinks.
 if [ "$QUICK" = 1 ]; then
     n_alloc=2000 n_read=5000 w6_size=$((256 << 20)) w7_size=4G w7_count=16384
-    w8_seconds=${W8_SECONDS_QUICK:-3} m1_step=16
+    w8_seconds=${W8_SECONDS_QUICK:-3} m1_step=16 r1_size=$((256 << 20))
 else
     n_alloc=20000 n_read=50000 w6_size=$((2 << 30)) w7_size=64G w7_count=262144
-    w8_seconds=$W8_SECONDS m1_step=1
+    w8_seconds=$W8_SECONDS m1_step=1 r1_size=$((2 << 30))
 fi
 
 # The tool and format of a column.
@@ -561,6 +573,153 @@ run_m1() {
         "$(wc -l <"$work/m1a.cmds") L2 tables in random order, qed-io/qemu-io -r -t none, commands on stdin"
 }
 
+# ---------------------------------------------------------------- R1
+# Sequential read of a golden raw image (random, incompressible data) that
+# `nbdkit file` serves, through a fresh, empty local QED overlay whose
+# backing file is that server's NBD URI: R1u over a Unix socket, R1t over
+# TCP on 127.0.0.1. Every byte comes from the server. Columns:
+#   ours      qed-img convert -f qed -O raw overlay.qed OUT
+#   qemu      qemu-img convert -f qed -O raw overlay.qed OUT
+#   ours-nbd  nbdcopy URI null: from `nbdkit qed overlay.qed backing-remote=true
+#             readonly=true` (the plugin's read path, no output file)
+#   qemu-nbd  nbdcopy URI null: from `qemu-nbd -r -t -e 8 -f qed overlay.qed`
+#   nbdcopy   nbdcopy URI null: from the golden server itself (the ceiling)
+#   nbdcopy-out  nbdcopy URI OUT from the golden server: the ceiling of the
+#             converts, which write the same OUT
+# OUT is a new file (removed before each run) in /dev/shm when it has room
+# (else in BENCH_DIR), so that the disk underneath does not time the
+# writes; both converts run with their default cache modes (source
+# writeback, target unsafe: no flush). The golden image is in BENCH_DIR, on
+# a disk file system as a server's would be, and read into the page cache
+# before the runs; not on tmpfs, where each SEEK_DATA/SEEK_HOLE (nbdkit
+# file's block status, which QEMU's NBD client and nbdcopy ask for every
+# request) scans the file's pages: 8.6 ms a call at 1 GiB against 19 us on
+# ext4, which made qemu-nbd's column 4x slower for reasons of tmpfs.
+r1_dir="" r1_out=""
+r1_uri_R1u="" r1_uri_R1t=""
+
+# r1_wait URI PID: waits until the server PID answers on URI.
+r1_wait() {
+    local i=0
+    while ! nbdinfo --size "$1" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ "$i" -lt 100 ] || die "R1: no server at $1"
+        kill -0 "$2" 2>/dev/null || die "R1: the server for $1 exited at start"
+        sleep 0.1
+    done
+}
+
+# r1_multi_conn URI: "yes" when the server at URI advertises multi-conn.
+r1_multi_conn() { if nbdinfo --can multi-conn "$1"; then echo yes; else echo no; fi; }
+
+# r1_run W COL REP: one timed run of column COL of R1u or R1t.
+r1_run() {
+    local w=$1 col=$2 rep=$3 ov=$r1_dir/$1.qed out=$r1_out/out.raw osock=$r1_dir/ov.sock
+    local uri pid="" t0 t1
+    eval "uri=\$r1_uri_$w"
+    rm -f "$out" "$osock"
+    case $col in
+    ours-nbd)
+        nbdkit -f --exit-with-parent -U "$osock" "$PLUGIN" "$ov" backing-remote=true \
+            readonly=true >"$r1_dir/ov.log" 2>&1 &
+        pid=$! ;;
+    qemu-nbd)
+        qemu-nbd -r -t -e 8 -f qed -k "$osock" "$ov" >"$r1_dir/ov.log" 2>&1 &
+        pid=$! ;;
+    esac
+    if [ -n "$pid" ]; then
+        server=$pid
+        uri="nbd+unix:///?socket=$osock"
+        r1_wait "$uri" "$pid"
+        [ "$rep" -gt 1 ] || record note "$w" "$col" 0 "multi-conn: $(r1_multi_conn "$uri")"
+    fi
+    sync
+    t0=$(date +%s%N)
+    case $col in
+    ours | qemu)
+        "$(tool_of "$col")" convert -f qed -O raw "$ov" "$out" || die "R1 $w $col: convert failed" ;;
+    nbdcopy-out)
+        nbdcopy "$uri" "$out" || die "R1 $w $col: nbdcopy $uri $out failed" ;;
+    *)
+        nbdcopy "$uri" null: || die "R1 $w $col: nbdcopy $uri failed" ;;
+    esac
+    t1=$(date +%s%N)
+    record time "$w" "$col" "$rep" "$(awk -v a="$t0" -v b="$t1" \
+        'BEGIN { printf "%.3f", (b - a) / 1e9 }')"
+    log "  $w rep $rep $col: $(((t1 - t0) / 1000000)) ms"
+    # The first repetition checks what was read: the golden image, byte for byte.
+    if [ "$rep" = 1 ]; then
+        case $col in
+        ours | qemu | nbdcopy-out) cmp -s "$out" "$r1_dir/golden.raw" ;;
+        *) nbdcopy "$uri" "$out" && cmp -s "$out" "$r1_dir/golden.raw" ;;
+        esac || die "R1 $w $col: what was read differs from the golden image"
+    fi
+    rm -f "$out"
+    if [ -n "$pid" ]; then
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        server=""
+    fi
+}
+
+run_r1() {
+    local dir=${R1_DIR:-} rep w col port pid uri
+    if [ -z "$dir" ]; then
+        dir=$BENCH_DIR
+        # Room for one copy and 256 MiB to spare.
+        if [ -w /dev/shm ] && [ "$(df -k --output=avail /dev/shm | tail -n1)" -gt \
+            $((r1_size / 1024 + 262144)) ]; then
+            dir=/dev/shm
+        fi
+    fi
+    r1_work=$(mktemp -d "$dir/bench-r1.XXXXXX")
+    r1_out=$r1_work
+    r1_dir=$work/r1
+    mkdir -p "$r1_dir"
+    log "R1: a $((r1_size >> 20)) MiB golden image of random data in $BENCH_DIR, the copies in $dir"
+    head -c "$r1_size" /dev/urandom >"$r1_dir/golden.raw"
+    sync
+    cat "$r1_dir/golden.raw" >/dev/null # in the page cache for every run
+    nbdkit -f --exit-with-parent -U "$r1_dir/golden.sock" file "$r1_dir/golden.raw" \
+        >"$r1_dir/golden-unix.log" 2>&1 &
+    pid=$!
+    r1_servers="$r1_servers $pid"
+    r1_uri_R1u="nbd+unix:///?socket=$r1_dir/golden.sock"
+    r1_wait "$r1_uri_R1u" "$pid"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+    nbdkit -f --exit-with-parent -i 127.0.0.1 -p "$port" file "$r1_dir/golden.raw" \
+        >"$r1_dir/golden-tcp.log" 2>&1 &
+    pid=$!
+    r1_servers="$r1_servers $pid"
+    r1_uri_R1t="nbd://127.0.0.1:$port"
+    r1_wait "$r1_uri_R1t" "$pid"
+    for w in R1u R1t; do
+        eval "uri=\$r1_uri_$w"
+        # qemu-img writes the overlay, so that both tools read the same bytes.
+        qemu-img create -q -f qed -b "$uri" -F raw "$r1_dir/$w.qed" "$r1_size"
+        record size "$w" golden 0 "$r1_size"
+        record note "$w" nbdcopy 0 "golden: nbdkit file on $(df -T "$r1_dir" |
+            awk 'NR == 2 { print $2 }') (page cache warm)," \
+            "multi-conn: $(r1_multi_conn "$uri"); OUT on $(df -T "$r1_out" | awk 'NR == 2 { print $2 }')"
+    done
+    log "R1: sequential read through the overlays, $REPS repetitions"
+    for rep in $(seq 1 "$REPS"); do
+        for w in R1u R1t; do
+            for col in $(rotate "$rep" ours qemu ours-nbd qemu-nbd nbdcopy nbdcopy-out); do
+                r1_run "$w" "$col" "$rep"
+            done
+        done
+    done
+    for pid in $r1_servers; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    r1_servers=""
+    rm -rf "$r1_work" "$r1_dir"
+    r1_work=""
+}
+
 # ---------------------------------------------------------------- main
 meta="$(date -u +%Y-%m-%dT%H:%MZ) $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' \
     /proc/cpuinfo | head -n1)), $(uname -r), $(df -T "$BENCH_DIR" | awk 'NR == 2 { print $2 }')\
@@ -574,6 +733,7 @@ for w in $workloads; do
     W7) run_w7 ;;
     W8) run_w8 ;;
     M1) run_m1 ;;
+    R1) run_r1 ;;
     esac
 done
 echo
