@@ -385,6 +385,39 @@ int image_attach_backing(QedImage *img, const char *path, const char *format, GE
     return set_backing(img, backing, err, errp);
 }
 
+QedImage *image_open_backing_alone(const char *referrer, const char *name,
+                                   const QedOpenOptions *opts, GError **errp)
+{
+    /* The policy of backing_locate() for a referrer that is not open: its
+     * name says whether it is an export, opts whether remote names and
+     * which confinement apply (none: the tools name no directory). */
+    QedImage ref = {
+        .filename = (char *)referrer,
+        .opts = *opts,
+        .remote = blk_nbd_name(referrer),
+    };
+    if (name[0] == '\0') {
+        g_set_error(errp, QED_ERROR, EINVAL, "The backing file name is empty");
+        return NULL;
+    }
+    BackingLocation loc;
+    if (backing_locate(&ref, name, &loc, errp) < 0) {
+        return NULL;
+    }
+    QedImage *img;
+    if (loc.remote) {
+        /* As a name from a header: it may not make libnbd read host files. */
+        GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
+        unsigned blk_flags = opts->flags & QED_OPEN_READ_ONLY ? BLK_OPEN_READ_ONLY : 0;
+        img = open_remote(loc.path, opts->format, opts, blk_flags, 1, chain, errp);
+        g_ptr_array_unref(chain);
+    } else {
+        img = qed_open(loc.path, opts, errp);
+    }
+    backing_location_clear(&loc);
+    return img;
+}
+
 bool image_has_backing(const QedImage *img)
 {
     return img->backing != NULL;

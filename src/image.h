@@ -127,6 +127,16 @@ typedef struct BackingLocation {
 int backing_locate(const QedImage *img, const char *name, BackingLocation *loc, GError **errp);
 void backing_location_clear(BackingLocation *loc);
 
+/* Opens, alone, the backing file that the image referrer (its name as
+ * opened) names as `name` in its header, by the rules that opening the
+ * chain applies (backing_locate(): an NBD name only with
+ * QED_OPEN_BACKING_REMOTE and never reading host files through its URI, no
+ * relative local name under an image on an NBD server), with opts: for
+ * tools that walk a chain one image at a time (qed-img info
+ * --backing-chain) or check a backing name before writing it (create). */
+QedImage *image_open_backing_alone(const char *referrer, const char *name,
+                                   const QedOpenOptions *opts, GError **errp);
+
 /* ---------------------------------------------------------------- image.c */
 
 /* Opens an image on an already opened device (taking ownership of file,

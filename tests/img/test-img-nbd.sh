@@ -453,4 +453,36 @@ cases=$((cases + 1))
     mismatch "qed-io truncate to grow a raw export succeeded"
 grep -q 'Failed to resize' err.txt || mismatch "qed-io truncate: $(cat err.txt)"
 
+# Names in headers are read by the rules of headers also where qed-img opens
+# a chain one image at a time or checks a name it is about to write: a URI
+# there may not make libnbd read a host file (TLS key file), and an image on
+# an NBD server may not name a relative local file (QEMU cannot either).
+printf 'alice:000102030405060708090a0b0c0d0e0f\n' >"$T/keys.psk"
+psk_uri="nbds+unix://alice@/?socket=$T/psk.sock&tls-psk-file=$T/keys.psk"
+qemu-img create -q -f qed -u -b "$psk_uri" -F raw "$T/psk.qed" 4M
+cases=$((cases + 1))
+"$QED_IMG" info --backing-chain "$T/psk.qed" >out.txt 2>err.txt &&
+    mismatch "info --backing-chain followed a header URI naming a key file"
+grep -q 'local file access (tls-psk-file) is not allowed' err.txt ||
+    mismatch "info --backing-chain, key file in a header URI: $(cat err.txt)"
+cases=$((cases + 1))
+"$QED_IMG" create -q -f qed -b "$psk_uri" -F raw "$T/psk2.qed" 4M 2>err.txt &&
+    mismatch "create -b accepted a URI that reads a key file"
+[ ! -e "$T/psk2.qed" ] || mismatch "create -b with a refused URI left $T/psk2.qed"
+grep -q 'local file access (tls-psk-file) is not allowed' err.txt ||
+    mismatch "create -b, key file in the URI: $(cat err.txt)"
+qemu-img create -q -f qed -u -b evil.sock -F raw "$T/rel.qed" 4M
+serve rel nbdkit -r file "$T/rel.qed"
+cases=$((cases + 1))
+"$QED_IMG" info --backing-chain "$(uri "$T/rel")" >out.txt 2>err.txt &&
+    mismatch "info --backing-chain followed a relative name in an image on a server"
+grep -q 'no directory to be relative to' err.txt ||
+    mismatch "info --backing-chain, relative name in a remote image: $(cat err.txt)"
+#    Without --backing-chain, JSON as qemu-img's: no full-backing-filename.
+"$QED_IMG" info --output=json "$(uri "$T/rel")" >o.json
+qemu-img info --output=json "$(uri "$T/rel")" >q.json
+cases=$((cases + 1))
+cmp -s q.json o.json || mismatch "info --output=json of a remote image with a relative name"
+unserve rel
+
 report_mismatches

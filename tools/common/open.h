@@ -10,6 +10,14 @@
  * named the image, so its chain may reach the network, as in QEMU; the
  * nbdkit plugin, which serves images it does not trust, does not do this. */
 QedImage *tool_open(const char *name, const QedOpenOptions *opts, GError **errp);
+/* Opens, alone and with opts, the backing file that the image referrer
+ * (named as opened) names as `name`, by the rules the library applies to
+ * names in headers: an NBD URI there may not read host files, and an image
+ * on an NBD server may not name a relative local file. For walking a chain
+ * one image at a time (info --backing-chain) and for checking a name that
+ * is about to be written into a header (create -b, rebase -b). */
+QedImage *tool_open_backing(const char *referrer, const char *name, const QedOpenOptions *opts,
+                            GError **errp);
 /* qed_reopen() of an image (or a backing image) tool_open() opened. */
 int tool_reopen(QedImage *img, unsigned flags, GError **errp);
 

@@ -224,12 +224,13 @@ typedef struct CreateRequest {
 } CreateRequest;
 
 /* Opens the backing file as qemu-img does (read-only, without its own
- * backing file, without a lock) to learn its format and size. */
+ * backing file, without a lock) to learn its format and size; as a name in
+ * a header, since that is where it goes (a URI that reads host files, or a
+ * relative name in an image on an NBD server, would never open later). */
 static bool probe_backing(const CreateRequest *req, ImgOpts *opts, GError **errp)
 {
     const char *backing = img_opts_get(opts, "backing_file");
     const char *backing_fmt = img_opts_get(opts, "backing_fmt");
-    g_autofree char *path = qed_backing_path(req->filename, backing);
     QedOpenOptions oopts = {
         .format = backing_fmt,
         .flags = QED_OPEN_READ_ONLY | QED_OPEN_NO_BACKING | QED_OPEN_FORCE_SHARE,
@@ -237,7 +238,8 @@ static bool probe_backing(const CreateRequest *req, ImgOpts *opts, GError **errp
     };
     GError *err = NULL;
 
-    QedImage *img = tool_open(path, &oopts, &err);
+    /* Found as the new image will find it: by the rules of header names. */
+    QedImage *img = tool_open_backing(req->filename, backing, &oopts, &err);
     if (!img) {
         g_set_error(errp, err->domain, err->code, "%s\nCould not open backing image.",
                     err->message);

@@ -4,6 +4,7 @@
  * under it) in the words and layout of `qemu-img info`, as human-readable
  * text or as JSON.
  */
+#include "blk/blk.h"
 #include "names.h"
 #include "open.h"
 #include "qed-img.h"
@@ -51,7 +52,10 @@ typedef struct InfoOpen {
  * backing file (which may be missing or untrusted). Each image of the chain
  * is opened alone, so a writer of a QED backing file stops --backing-chain
  * as it stops qemu-img. */
-static ImageInfo *query_image(const char *filename, const char *fmt, const InfoOpen *how)
+/* Opens filename, or with referrer the backing file that the image
+ * referrer names as filename, by the rules of names in headers. */
+static ImageInfo *query_image(const char *referrer, const char *filename, const char *fmt,
+                              const InfoOpen *how)
 {
     QedOpenOptions oopts = {
         .format = fmt,
@@ -62,7 +66,8 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
     GError *err = NULL;
     QedInfo qinfo;
 
-    QedImage *img = tool_open(filename, &oopts, &err);
+    QedImage *img = referrer ? tool_open_backing(referrer, filename, &oopts, &err)
+                             : tool_open(filename, &oopts, &err);
     if (!img) {
         img_error("%s", err->message);
         g_error_free(err);
@@ -86,7 +91,12 @@ static ImageInfo *query_image(const char *filename, const char *fmt, const InfoO
      * file, as in qemu-img. */
     if (qinfo.backing_file && qinfo.backing_file[0]) {
         info->backing_filename = g_strdup(qinfo.backing_file);
-        info->full_backing_filename = qed_backing_path(info->filename, qinfo.backing_file);
+        /* An image on an NBD server has no directory: QEMU shows no full
+         * name for a relative one, and the chain stops there. */
+        bool relative = qinfo.backing_file[0] != '/' && !strchr(qinfo.backing_file, ':');
+        if (!(blk_nbd_name(filename) && relative)) {
+            info->full_backing_filename = qed_backing_path(info->filename, qinfo.backing_file);
+        }
         info->backing_filename_format = g_strdup(qinfo.backing_format);
     }
     qed_close(img, NULL);
@@ -128,21 +138,26 @@ static GPtrArray *collect_infos(const char *filename, const char *fmt, bool chai
     g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(image_info_free);
     g_autofree char *next = g_strdup(filename);
     g_autofree char *next_fmt = g_strdup(fmt);
+    g_autofree char *referrer = NULL; /* the image that names next */
 
     while (next) {
-        if (seen_before(seen, next)) {
+        g_autofree char *path = referrer ? qed_backing_path(referrer, next) : g_strdup(next);
+        if (seen_before(seen, path)) {
             return NULL;
         }
-        ImageInfo *info = query_image(next, next_fmt, how);
+        ImageInfo *info = query_image(referrer, next, next_fmt, how);
         if (!info) {
             return NULL;
         }
         g_ptr_array_add(infos, info);
 
+        /* The next name is read against where this image was found. */
+        g_free(referrer);
+        referrer = g_steal_pointer(&path);
         g_clear_pointer(&next, g_free);
         g_clear_pointer(&next_fmt, g_free);
         if (chain && info->backing_filename) {
-            next = g_strdup(info->full_backing_filename);
+            next = g_strdup(info->backing_filename);
             next_fmt = g_strdup(info->backing_filename_format);
         }
     }
@@ -169,7 +184,8 @@ static void print_human(const ImageInfo *info)
     }
     if (info->backing_filename) {
         printf("backing file: %s", info->backing_filename);
-        if (strcmp(info->backing_filename, info->full_backing_filename) != 0) {
+        if (info->full_backing_filename &&
+            strcmp(info->backing_filename, info->full_backing_filename) != 0) {
             printf(" (actual path: %s)", info->full_backing_filename);
         }
         printf("\n");
@@ -201,7 +217,9 @@ static ImgJson *info_to_json(const ImageInfo *info)
     }
     if (info->backing_filename) {
         img_json_add_string(obj, "backing-filename", info->backing_filename);
-        img_json_add_string(obj, "full-backing-filename", info->full_backing_filename);
+        if (info->full_backing_filename) {
+            img_json_add_string(obj, "full-backing-filename", info->full_backing_filename);
+        }
         if (info->backing_filename_format) {
             img_json_add_string(obj, "backing-filename-format", info->backing_filename_format);
         }

@@ -112,12 +112,12 @@ static int copy_differences(QedImage *img, QedImage *new_b, uint32_t cluster, GE
 static QedImage *open_new_backing(const QedInfo *info, const char *name, const char *fmt,
                                   unsigned flags, QedLocking locking)
 {
-    g_autofree char *path = qed_backing_path(info->filename, name);
     QedOpenOptions oopts = { .format = fmt,
                              .flags = flags | QED_OPEN_READ_ONLY,
                              .locking = locking };
     GError *err = NULL;
-    QedImage *b = tool_open(path, &oopts, &err);
+    /* By the rules of header names: the image will name it so. */
+    QedImage *b = tool_open_backing(info->filename, name, &oopts, &err);
     if (!b) {
         img_error("Could not open new backing file '%s': %s", name, err->message);
         g_error_free(err);
