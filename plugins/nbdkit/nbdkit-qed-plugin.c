@@ -79,6 +79,13 @@ static int parse_backing(const char *value)
 static int qed_plugin_config(const char *key, const char *value)
 {
     if (strcmp(key, "file") == 0) {
+        if (g_str_has_prefix(value, "nbd:") || g_str_has_prefix(value, "nbd+") ||
+            g_str_has_prefix(value, "nbds:") || g_str_has_prefix(value, "nbds+")) {
+            nbdkit_error("file=%s: the qed plugin serves local files; for an image on an NBD "
+                         "server use the filter: nbdkit --filter=qed nbd uri=...",
+                         value);
+            return -1;
+        }
         g_free(filename);
         filename = nbdkit_realpath(value);
         if (!filename) {

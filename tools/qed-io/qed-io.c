@@ -433,6 +433,10 @@ static void usage(void)
            "  -h, --help           display this help and exit\n"
            "  -V, --version        output version information and exit\n"
            "\n"
+           "The file (and a backing file it names) may be an export on an NBD server:\n"
+           "nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, nbds://... (TLS),\n"
+           "nbd:HOST:PORT or nbd:unix:PATH. An export has a fixed size and no lock.\n"
+           "\n"
            "See '%s -c help' for the commands.\n",
            name, name);
 }
