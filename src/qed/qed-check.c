@@ -564,7 +564,12 @@ static int compact(Check *c)
             /* Stuck. Any hole left below the end? */
             uint64_t last = find_last_set(c->used, c->nmap);
             hole = find_zero(c->used, header_size, last);
-            if (hole >= last || fallbacks >= 2 * nstarts + 2 || last + 1 + table_size > c->nmap) {
+            /* The end must have room: in a container of fixed size only its
+             * own whole clusters (an export, a block device); what cannot
+             * move stays leaked. */
+            uint64_t limit = s->file->fixed_length ? MIN(c->nmap, c->length >> s->cluster_bits)
+                                                   : c->nmap;
+            if (hole >= last || fallbacks >= 2 * nstarts + 2 || last + 1 + table_size > limit) {
                 break;
             }
             size_t k = 0;
