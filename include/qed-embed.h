@@ -52,10 +52,12 @@ typedef struct QedStorageOps {
 QedImage *qed_open_storage(const QedStorageOps *ops, void *opaque, uint64_t size, const char *name,
                            const char *format, unsigned flags, GError **errp);
 
-/* Opens path (a local file, format "raw", "qed" or NULL to probe) read-only
- * as img's backing image in place of the one its header names: for an image
- * opened with QED_OPEN_NO_BACKING whose backing name means nothing where the
- * storage is. The chain path names in turn stays beneath path's directory. */
+/* Opens path (a local file or an NBD address; format "raw", "qed" or NULL
+ * to probe) read-only as img's backing image in place of the one its header
+ * names: for an image opened with QED_OPEN_NO_BACKING whose backing name
+ * means nothing where the storage is. The chain a local path names in turn
+ * stays beneath path's directory; an export's chain may name other exports
+ * (the caller chose a remote file) but no relative local file. */
 int qed_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
 #endif

@@ -366,6 +366,17 @@ int image_open_backing(QedImage *img, const char *name, const char *format, int 
 
 int image_attach_backing(QedImage *img, const char *path, const char *format, GError **errp)
 {
+    if (blk_nbd_name(path)) {
+        /* An export the caller named: its own chain is held to the header
+         * rules (remote names allowed, as the caller chose a remote file). */
+        QedOpenOptions opts = img->opts;
+        opts.flags = backing_open_flags(img) | QED_OPEN_BACKING_REMOTE;
+        GPtrArray *chain = g_ptr_array_new_with_free_func(g_free);
+        GError *err = NULL;
+        QedImage *backing = open_remote(path, format, &opts, BLK_OPEN_READ_ONLY, 0, chain, &err);
+        g_ptr_array_unref(chain);
+        return set_backing(img, backing, err, errp);
+    }
     /* The caller named path, which may be any local file or block device;
      * the backing chain that it names in turn stays beneath its directory,
      * as an image's chain does under QED_OPEN_BACKING_CONFINED. */

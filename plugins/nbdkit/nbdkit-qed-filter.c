@@ -64,7 +64,10 @@ static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata, c
 {
     if (strcmp(key, "qed-backing") == 0) {
         g_free(backing_path);
-        backing_path = nbdkit_realpath(value);
+        /* An NBD address stands as given: the operator named it. */
+        bool nbd = g_str_has_prefix(value, "nbd:") || g_str_has_prefix(value, "nbd+") ||
+                   g_str_has_prefix(value, "nbds:") || g_str_has_prefix(value, "nbds+");
+        backing_path = nbd ? g_strdup(value) : nbdkit_realpath(value);
         return backing_path ? 0 : -1;
     }
     if (strcmp(key, "qed-backing-format") == 0) {
@@ -89,7 +92,8 @@ static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata, c
 }
 
 #define qed_filter_config_help \
-    "qed-backing=<PATH>          The image's backing file, as a local path.\n" \
+    "qed-backing=<PATH>          The image's backing file: a local path, or an NBD\n" \
+    "                            address (nbd://..., nbd+unix:///?socket=...).\n" \
     "qed-backing-format=raw|qed  Its format (default: as the image says, or probe).\n" \
     "qed-readonly=true           Open the image read-only."
 
@@ -189,7 +193,7 @@ static int open_image(nbdkit_backend *backend)
     qed_get_info(img, &info, NULL);
     if (info.backing_file && !backing_path) {
         nbdkit_error("qed: the image has the backing file '%s'; in filter mode give its "
-                     "path with qed-backing=PATH",
+                     "path (or NBD address) with qed-backing=PATH",
                      info.backing_file);
         return -1;
     }

@@ -226,3 +226,15 @@ qemu-img compare -q -f raw -F raw "$URI" expect.raw ||
     fail "a new client after golden came back reads otherwise"
 stop_nbdkit
 qemu-img check -q ov.qed || fail "the overlay is not clean after the golden server died"
+
+# The filter over an image that is itself on an NBD server, whose backing
+# file is on another: qed-backing= takes the golden image's NBD address.
+OSOCK=$T/ov-raw.sock
+start_nbdkit "$OSOCK" -r file ov.qed
+OV_PID=$NBDKIT_PID
+start_nbdkit "$SOCK" --filter="$FILTER" nbd socket="$OSOCK" \
+    qed-backing="nbd+unix:///?socket=$GSOCK" qed-backing-format=raw qed-readonly=true
+qemu-img compare -q -f raw -F raw "$URI" expect.raw ||
+    fail "the filter over an export with qed-backing=NBD-URI reads otherwise"
+stop_nbdkit
+kill "$OV_PID"
