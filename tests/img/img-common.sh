@@ -12,11 +12,11 @@ mismatch() {
     mismatches=$((mismatches + 1))
 }
 
-# compare_runs QDIR ODIR ARGS...: runs `qemu-img ARGS` in QDIR and
-# `qed-img ARGS` in ODIR and compares their stdout, their stderr (with the
-# program name replaced; a missing final newline added) and their exit
-# status. Leaves qemu-img's status in $qemu_status.
-compare_runs() {
+# img_run_both QDIR ODIR ARGS...: runs `qemu-img ARGS` in QDIR and
+# `qed-img ARGS` in ODIR and counts a case, without comparing them (for
+# intended differences): $T/q.out, q.err, o.out, o.err; statuses in
+# $qemu_status and $ours.
+img_run_both() {
     qdir=$1
     odir=$2
     shift 2
@@ -27,6 +27,14 @@ compare_runs() {
     (cd "$odir" && "$QED_IMG" "$@") >"$T/o.out" 2>"$T/o.err"
     ours=$?
     set -e
+}
+
+# compare_runs QDIR ODIR ARGS...: runs `qemu-img ARGS` in QDIR and
+# `qed-img ARGS` in ODIR and compares their stdout, their stderr (with the
+# program name replaced; a missing final newline added) and their exit
+# status. Leaves qemu-img's status in $qemu_status.
+compare_runs() {
+    img_run_both "$@"
     sed 's/qemu-img/qed-img/g' "$T/q.err" | awk 1 >"$T/q.err.norm"
     diff -u "$T/q.out" "$T/o.out" >&2 || mismatch "$*: stdout differs (qemu-img: -, qed-img: +)"
     diff -u "$T/q.err.norm" "$T/o.err" >&2 ||

@@ -103,22 +103,6 @@ compare_io() {
     [ "$qs" -eq "$os" ] || mismatch "qemu-io $*: qemu-io exited $qs, qed-io $os"
 }
 
-# run_both QDIR ODIR ARGS...: runs `qemu-img ARGS` in QDIR and `qed-img
-# ARGS` in ODIR without comparing them (for the intended differences):
-# $T/q.out, q.err, o.out, o.err; statuses in $qemu_status and $ours.
-run_both() {
-    qdir=$1
-    odir=$2
-    shift 2
-    cases=$((cases + 1))
-    set +e
-    (cd "$qdir" && qemu-img "$@") >"$T/q.out" 2>"$T/q.err"
-    qemu_status=$?
-    (cd "$odir" && "$QED_IMG" "$@") >"$T/o.out" 2>"$T/o.err"
-    ours=$?
-    set -e
-}
-
 # --- read-only exports: a raw disk and a QED image served raw -----------------
 mkdir ro
 qemu-img create -q -f raw ro/base.raw 4M
@@ -372,7 +356,7 @@ setup_targets
 # Numbered as in docs/qed-img.md.
 # 27. create -f qed writes the image into the export; qemu-img fails (its
 #     QED driver truncates the new file to 0: Cannot resize NBD nodes).
-run_both q o create -f qed "$B_URI" 4M
+img_run_both q o create -f qed "$B_URI" 4M
 grep -q 'Cannot resize NBD nodes' q.err || mismatch "qemu-img create -f qed on NBD: $(cat q.err)"
 if [ "$ours" -ne 0 ] || [ -s o.err ]; then
     mismatch "qed-img create -f qed on NBD failed: $(cat o.err)"
@@ -399,7 +383,7 @@ cases=$((cases + 1))
 cases=$((cases + 1))
 (cd o && "$QED_IMG" check -q "$B_URI") || mismatch "qed-img check of a QED image in an export"
 # qemu-img check counts the export's free room as leaked clusters (exit 3).
-run_both o o check "$B_URI"
+img_run_both o o check "$B_URI"
 if [ "$qemu_status" -ne 3 ] || ! grep -q 'leaked clusters were found' q.out; then
     mismatch "qemu-img check of a QED image in an export: $qemu_status $(cat q.out)"
 fi
@@ -422,25 +406,25 @@ done
 #    convert -O qed (creating the target) into an export: the same, where
 #    qemu-img fails.
 setup_targets
-run_both q o convert -O qed src.qed "$B_URI"
+img_run_both q o convert -O qed src.qed "$B_URI"
 grep -q 'Cannot resize NBD nodes' q.err || mismatch "qemu-img convert -O qed into NBD: $(cat q.err)"
 [ "$ours" -eq 0 ] || mismatch "convert -O qed into NBD failed: $(cat o.err)"
 (cd o && same_data "$B_URI" src.qed qed qed)
 # 28. Connecting fails with libnbd's words after the URI (qemu-img: Failed to
 #    connect to 'PATH': REASON), with the same status.
-run_both . . info "nbd+unix:///?socket=$T/none.sock"
+img_run_both . . info "nbd+unix:///?socket=$T/none.sock"
 grep -q "Could not open 'nbd+unix:///?socket=$T/none.sock': .*No such file or directory" o.err ||
     mismatch "connect error: $(cat o.err)"
 [ "$qemu_status" -eq "$ours" ] || mismatch "connect error: exit $ours, qemu-img $qemu_status"
 #    A writable open of a read-only export (qemu-img: Could not open image:
 #    Permission denied).
-run_both . . check -r all "$G"
+img_run_both . . check -r all "$G"
 grep -q "the NBD server exports it read-only" o.err || mismatch "read-only export: $(cat o.err)"
 [ "$qemu_status" -eq "$ours" ] || mismatch "read-only export: exit $ours, qemu-img $qemu_status"
 # 29. resize and qed-io's truncate of a raw export fail with the library's
 #    message (qemu-img: Cannot resize NBD nodes); qemu-io's truncate to a
 #    smaller size succeeds without changing anything.
-run_both q o resize -f raw "$T_URI" 8M
+img_run_both q o resize -f raw "$T_URI" 8M
 grep -q 'Failed to resize: Operation not supported' o.err || mismatch "resize: $(cat o.err)"
 [ "$qemu_status" -eq "$ours" ] || mismatch "resize: exit $ours, qemu-img $qemu_status"
 cr q o resize -f raw "$T_URI" 4M
