@@ -41,6 +41,18 @@ int image_error(QedImage *img, GError **errp, int ret, const char *what)
     return ret;
 }
 
+int image_create_finish(BlkDev *file, int ret, GError **errp)
+{
+    if (ret == 0) {
+        ret = blk_flush(file);
+    }
+    if (ret < 0) {
+        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
+                    g_strerror(-ret));
+    }
+    return ret;
+}
+
 char *qed_backing_path(const char *filename, const char *backing_name)
 {
     /* Absolute names, and names QEMU opens through a protocol ("nbd://...",

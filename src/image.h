@@ -137,6 +137,10 @@ void backing_location_clear(BackingLocation *loc);
 QedImage *image_open_backing_alone(const char *referrer, const char *name,
                                    const QedOpenOptions *opts, GError **errp);
 
+/* The end of a driver's create: flushes what it wrote when ret is 0, and
+ * names the file in *errp on failure ("Could not write 'F': ..."). */
+int image_create_finish(BlkDev *file, int ret, GError **errp);
+
 /* ---------------------------------------------------------------- image.c */
 
 /* Opens an image on an already opened device (taking ownership of file,

@@ -203,14 +203,7 @@ static int create_in_container(BlkDev *file, uint64_t size, const char *mode, GE
     if (ret == 0 && length > 0) {
         ret = blk_write_zeros(file, 0, length < 512 ? (uint64_t)length : 512, BLK_TAG_CREATE);
     }
-    if (ret == 0) {
-        ret = blk_flush(file);
-    }
-    if (ret < 0) {
-        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
-                    g_strerror(-ret));
-    }
-    return ret;
+    return image_create_finish(file, ret, errp);
 }
 
 /* Makes file a raw image of opts->size bytes, preallocated as opts says. */
@@ -240,14 +233,7 @@ static int raw_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
         size_t n = size < sizeof(first_block) ? 512 : sizeof(first_block);
         ret = blk_pwrite(file, first_block, n, 0, BLK_TAG_CREATE);
     }
-    if (ret == 0) {
-        ret = blk_flush(file);
-    }
-    if (ret < 0) {
-        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
-                    g_strerror(-ret));
-    }
-    return ret;
+    return image_create_finish(file, ret, errp);
 }
 
 const ImageDriver raw_driver = {

@@ -116,12 +116,5 @@ int qed_format_create(BlkDev *file, const QedCreateOptions *opts, GError **errp)
         ret = blk_write_zeros(file, h.l1_table_offset, (uint64_t)cluster_size * table_size,
                               BLK_TAG_CREATE);
     }
-    if (ret == 0) {
-        ret = blk_flush(file);
-    }
-    if (ret < 0) {
-        g_set_error(errp, QED_ERROR, -ret, "Could not write '%s': %s", file->filename,
-                    g_strerror(-ret));
-    }
-    return ret;
+    return image_create_finish(file, ret, errp);
 }
