@@ -54,7 +54,7 @@ serve_base() {
     else
         BASE_URI=""
         for _try in 1 2 3 4 5; do
-            _port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            _port=$(free_tcp_port)
             if nbdkit -r -i 127.0.0.1 -p "$_port" -P "$_pidfile" file "$2" 2>/dev/null; then
                 BASE_URI="nbd://127.0.0.1:$_port"
                 break

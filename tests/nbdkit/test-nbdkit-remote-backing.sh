@@ -16,38 +16,13 @@
 requires qemu-img qemu-io nbdcopy nbdinfo python3 sha256sum
 cd "$T"
 
-# A free localhost TCP port (bound and released: nbdkit is retried on
-# another one should something take it meanwhile).
-remote_free_port() {
-    python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-'
-}
-
-# Serves golden.raw over TCP on a free port: sets TCP_PORT, TCP_PID.
+# Serves golden.raw over TCP on a free port (start_nbdkit_tcp): sets
+# TCP_PORT, TCP_PID.
 start_golden_tcp() {
-    for _try in 1 2 3 4 5; do
-        TCP_PORT=$(remote_free_port)
-        # shellcheck disable=SC2086
-        env ${NBDKIT_PRELOAD:+LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
-            nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$TCP_PORT" file golden.raw &
-        TCP_PID=$!
-        on_exit "kill -9 $TCP_PID 2>/dev/null"
-        _i=0
-        while alive "$TCP_PID" && [ "$_i" -lt 100 ]; do
-            if nbdinfo --size "nbd://127.0.0.1:$TCP_PORT/" >/dev/null 2>&1; then
-                return 0
-            fi
-            _i=$((_i + 1))
-            sleep 0.1
-        done
-        kill "$TCP_PID" 2>/dev/null || true
-        wait "$TCP_PID" 2>/dev/null || true
-    done
-    fail "nbdkit file did not serve on a localhost TCP port"
+    start_nbdkit_tcp file golden.raw
+    TCP_PORT=$NBDKIT_PORT
+    TCP_PID=$NBDKIT_PID
+    on_exit "kill -9 $TCP_PID 2>/dev/null"
 }
 
 # 4 MiB of golden data, and its sha256 to show it never changes.
