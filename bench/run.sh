@@ -366,12 +366,13 @@ run_w7() {
 
 # ---------------------------------------------------------------- W8
 sock=""
+# wait_server URI PID WORKLOAD: waits until the server PID answers on URI.
 wait_server() {
     local i=0
-    while ! nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null 2>&1; do
+    while ! nbdinfo --size "$1" >/dev/null 2>&1; do
         i=$((i + 1))
-        [ "$i" -lt 100 ] || die "W8: no server on $sock"
-        kill -0 "$server" 2>/dev/null || die "W8: the server exited at start"
+        [ "$i" -lt 100 ] || die "$3: no server at $1"
+        kill -0 "$2" 2>/dev/null || die "$3: the server for $1 exited at start"
         sleep 0.1
     done
 }
@@ -430,7 +431,7 @@ run_w8() {
             raw) qemu-nbd -t -f raw --cache=none -k "$sock" "$img" >"$work/server.log" 2>&1 & ;;
             esac
             server=$!
-            wait_server
+            wait_server "nbd+unix:///?socket=$sock" "$server" W8
             fio_phase randwrite "$work/fio-w.json"
             read -r wi wn < <(fio_iops randwrite "$work/fio-w.json")
             if kill -0 "$server" 2>/dev/null; then
@@ -598,16 +599,6 @@ run_m1() {
 r1_dir="" r1_out=""
 r1_uri_R1u="" r1_uri_R1t=""
 
-# r1_wait URI PID: waits until the server PID answers on URI.
-r1_wait() {
-    local i=0
-    while ! nbdinfo --size "$1" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -lt 100 ] || die "R1: no server at $1"
-        kill -0 "$2" 2>/dev/null || die "R1: the server for $1 exited at start"
-        sleep 0.1
-    done
-}
 
 # r1_multi_conn URI: "yes" when the server at URI advertises multi-conn.
 r1_multi_conn() { if nbdinfo --can multi-conn "$1"; then echo yes; else echo no; fi; }
@@ -630,7 +621,7 @@ r1_run() {
     if [ -n "$pid" ]; then
         server=$pid
         uri="nbd+unix:///?socket=$osock"
-        r1_wait "$uri" "$pid"
+        wait_server "$uri" "$pid" R1
         [ "$rep" -gt 1 ] || record note "$w" "$col" 0 "multi-conn: $(r1_multi_conn "$uri")"
     fi
     sync
@@ -685,7 +676,7 @@ run_r1() {
     pid=$!
     r1_servers="$r1_servers $pid"
     r1_uri_R1u="nbd+unix:///?socket=$r1_dir/golden.sock"
-    r1_wait "$r1_uri_R1u" "$pid"
+    wait_server "$r1_uri_R1u" "$pid" R1
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])')
     nbdkit -f --exit-with-parent -i 127.0.0.1 -p "$port" file "$r1_dir/golden.raw" \
@@ -693,7 +684,7 @@ print(s.getsockname()[1])')
     pid=$!
     r1_servers="$r1_servers $pid"
     r1_uri_R1t="nbd://127.0.0.1:$port"
-    r1_wait "$r1_uri_R1t" "$pid"
+    wait_server "$r1_uri_R1t" "$pid" R1
     for w in R1u R1t; do
         eval "uri=\$r1_uri_$w"
         # qemu-img writes the overlay, so that both tools read the same bytes.
