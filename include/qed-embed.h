@@ -60,4 +60,8 @@ QedImage *qed_open_storage(const QedStorageOps *ops, void *opaque, uint64_t size
  * (the caller chose a remote file) but no relative local file. */
 int qed_attach_backing(QedImage *img, const char *path, const char *format, GError **errp);
 
+/* Does name address an export on an NBD server (as qed_open reads names:
+ * "nbd://", "nbd+unix://", "nbds://", QEMU's "nbd:HOST:PORT", ...)? */
+bool qed_name_is_nbd(const char *name);
+
 #endif

@@ -126,3 +126,8 @@ int qed_attach_backing(QedImage *img, const char *path, const char *format, GErr
 {
     return image_attach_backing(img, path, format, errp);
 }
+
+bool qed_name_is_nbd(const char *name)
+{
+    return blk_nbd_name(name);
+}

@@ -65,9 +65,7 @@ static int qed_filter_config(nbdkit_next_config *next, nbdkit_backend *nxdata, c
     if (strcmp(key, "qed-backing") == 0) {
         g_free(backing_path);
         /* An NBD address stands as given: the operator named it. */
-        bool nbd = g_str_has_prefix(value, "nbd:") || g_str_has_prefix(value, "nbd+") ||
-                   g_str_has_prefix(value, "nbds:") || g_str_has_prefix(value, "nbds+");
-        backing_path = nbd ? g_strdup(value) : nbdkit_realpath(value);
+        backing_path = qed_name_is_nbd(value) ? g_strdup(value) : nbdkit_realpath(value);
         return backing_path ? 0 : -1;
     }
     if (strcmp(key, "qed-backing-format") == 0) {

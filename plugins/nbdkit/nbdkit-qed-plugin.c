@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "qed-embed.h"
 #include "qed.h"
 #include "qed-nbdkit.h"
 
@@ -79,8 +80,7 @@ static int parse_backing(const char *value)
 static int qed_plugin_config(const char *key, const char *value)
 {
     if (strcmp(key, "file") == 0) {
-        if (g_str_has_prefix(value, "nbd:") || g_str_has_prefix(value, "nbd+") ||
-            g_str_has_prefix(value, "nbds:") || g_str_has_prefix(value, "nbds+")) {
+        if (qed_name_is_nbd(value)) {
             nbdkit_error("file=%s: the qed plugin serves local files; for an image on an NBD "
                          "server use the filter: nbdkit --filter=qed nbd uri=...",
                          value);

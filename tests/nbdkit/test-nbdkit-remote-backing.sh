@@ -52,6 +52,10 @@ cp ov.qed ov.orig
 nbdkit_refuses "backing-remote=true" "$NBDKIT_QED_PLUGIN" ov.qed
 nbdkit_refuses "backing-remote=true" "$NBDKIT_QED_PLUGIN" ov.qed backing=any
 nbdkit_refuses "backing-remote=true" "$NBDKIT_QED_PLUGIN" ov.qed readonly=true
+# The plugin serves local files; an NBD address as its file points at the
+# filter instead of failing in realpath.
+nbdkit_refuses "the qed plugin serves local files; .*--filter=qed nbd" "$NBDKIT_QED_PLUGIN" \
+    "nbd+unix:///?socket=$GSOCK"
 cmp ov.qed ov.orig || fail "a refused start changed the overlay"
 
 # With it: reads are golden plus the overlay's writes; a client's writes
