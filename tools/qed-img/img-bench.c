@@ -9,7 +9,10 @@
  * `depth` worker threads (at most BENCH_MAX_THREADS) each carry one request
  * at a time. The bookkeeping is qemu-img's, under Bench.lock: `n` requests
  * not yet completed, `in_flight` submitted and not completed, the next
- * offset advancing by the step and wrapping at the image size. On each
+ * offset advancing by the step and wrapping at the image size. As in
+ * qemu-img, `depth` requests are submitted at once at the start and after a
+ * drain's flush (handed to the workers as a batch); one at a time, a quick
+ * completion between two submissions could pass a flush point. On each
  * completion, when the number of requests not yet submitted is a multiple
  * of the flush interval, a flush is due: by default the workers stop
  * submitting until those in flight are done (drain) and the last of them
@@ -39,7 +42,18 @@
  * flight (qemu-img's own thread pool runs at most 64 requests at once). */
 #define BENCH_MAX_THREADS 1024
 
-typedef struct Bench {
+typedef struct Bench Bench;
+
+typedef struct BenchWorker {
+    Bench *b;
+    uint8_t *rbuf; /* a reader's own buffer; NULL for writers */
+    /* A request submitted for this worker as part of a batch (guarded by
+     * Bench.lock). */
+    bool assigned;
+    uint64_t assigned_offset;
+} BenchWorker;
+
+struct Bench {
     /* Set before the workers start, then read-only. */
     QedImage *img;
     uint64_t image_size;
@@ -50,6 +64,8 @@ typedef struct Bench {
     int flush_interval;
     bool drain;
     const uint8_t *wbuf; /* the pattern, shared by every writer */
+    BenchWorker *workers;
+    int nthreads;
 
     /* Everything below is guarded by lock; cond is broadcast on each change
      * that lets a worker go on (start, a drain's flush done, a failure). */
@@ -71,12 +87,34 @@ typedef struct Bench {
     int flushes_due;
     bool flusher_stop;
     pthread_cond_t flusher_cond;
-} Bench;
+};
 
-typedef struct BenchWorker {
-    Bench *b;
-    uint8_t *rbuf; /* a reader's own buffer; NULL for writers */
-} BenchWorker;
+/* Hands out the next request (called with lock held): its offset. */
+static uint64_t bench_submit_locked(Bench *b)
+{
+    uint64_t offset = b->offset;
+
+    b->submitted++;
+    b->in_flight++;
+    b->offset += b->step;
+    if (b->image_size > 0) { /* (qemu-img divides by zero here) */
+        b->offset %= b->image_size;
+    }
+    return offset;
+}
+
+/* Submits a request to every worker, as qemu-img submits `depth` requests
+ * at once at the start and after a drain's flush (called with lock held,
+ * all workers idle). One at a time instead, a quick completion could come
+ * between two submissions and pass a flush point. */
+static void bench_submit_batch_locked(Bench *b)
+{
+    for (int i = 0; i < b->nthreads && b->submitted < b->count; i++) {
+        b->workers[i].assigned_offset = bench_submit_locked(b);
+        b->workers[i].assigned = true;
+    }
+    pthread_cond_broadcast(&b->cond);
+}
 
 /* Records the first failure (called with lock held). */
 static void bench_fail_locked(Bench *b, char *message)
@@ -157,7 +195,7 @@ static void bench_complete_locked(Bench *b)
         return;
     }
     b->draining = false;
-    pthread_cond_broadcast(&b->cond);
+    bench_submit_batch_locked(b);
 }
 
 static gpointer bench_worker(gpointer opaque)
@@ -167,19 +205,15 @@ static gpointer bench_worker(gpointer opaque)
 
     pthread_mutex_lock(&b->lock);
     for (;;) {
-        while (!b->error && (!b->started || b->draining) && b->submitted < b->count) {
+        while (!b->error && !w->assigned && (!b->started || b->draining) &&
+               b->submitted < b->count) {
             pthread_cond_wait(&b->cond, &b->lock);
         }
-        if (b->error || b->submitted == b->count) {
+        if (b->error || (!w->assigned && b->submitted == b->count)) {
             break;
         }
-        uint64_t offset = b->offset;
-        b->submitted++;
-        b->in_flight++;
-        b->offset += b->step;
-        if (b->image_size > 0) { /* (qemu-img divides by zero here) */
-            b->offset %= b->image_size;
-        }
+        uint64_t offset = w->assigned ? w->assigned_offset : bench_submit_locked(b);
+        w->assigned = false;
         pthread_mutex_unlock(&b->lock);
 
         char *msg = bench_request(b, w->rbuf, offset);
@@ -261,6 +295,9 @@ static bool bench_run(Bench *b, int depth, int pattern)
     }
 
     pthread_mutex_lock(&b->lock);
+    b->workers = workers;
+    b->nthreads = nthreads;
+    bench_submit_batch_locked(b);
     qed_get_stats(b->img, &b->stats0);
     b->t_start = g_get_monotonic_time();
     b->started = true;
