@@ -9,7 +9,10 @@
  * `depth` worker threads (at most BENCH_MAX_THREADS) each carry one request
  * at a time. The bookkeeping is qemu-img's, under Bench.lock: `n` requests
  * not yet completed, `in_flight` submitted and not completed, the next
- * offset advancing by the step and wrapping at the image size. As in
+ * offset advancing by the step and wrapping at the image size (with
+ * `depth` above BENCH_MAX_THREADS, the flush points are counted from that
+ * many submitted at once, so a run may flush once more than qemu-img's;
+ * docs/qed-img.md says so). As in
  * qemu-img, `depth` requests are submitted at once at the start and after a
  * drain's flush (handed to the workers as a batch); one at a time, a quick
  * completion between two submissions could pass a flush point. On each
