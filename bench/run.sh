@@ -47,23 +47,22 @@ all="W1 W1b W2 W3 W4 W5 W6 W7 W8 M1 R1"
 workloads=${*:-$all}
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
+need() {
+    for cmd; do
+        command -v "$cmd" >/dev/null || die "$cmd is not installed (make deps)"
+    done
+}
 
 for w in $workloads; do
     case " $all " in *" $w "*) ;; *) die "unknown workload $w (known: $all)" ;; esac
 done
-for cmd in qemu-img qemu-io python3 strace; do
-    command -v "$cmd" >/dev/null || die "$cmd is not installed (make deps)"
-done
+need qemu-img qemu-io python3 strace
 case " $workloads " in *" W8 "*)
-    for cmd in fio nbdkit nbdinfo qemu-nbd; do
-        command -v "$cmd" >/dev/null || die "$cmd is not installed (make deps)"
-    done
+    need fio nbdkit nbdinfo qemu-nbd
     [ -f "$PLUGIN" ] || die "no nbdkit plugin at $PLUGIN (build first)" ;;
 esac
 case " $workloads " in *" R1 "*)
-    for cmd in nbdkit nbdinfo nbdcopy qemu-nbd; do
-        command -v "$cmd" >/dev/null || die "$cmd is not installed (make deps)"
-    done
+    need nbdkit nbdinfo nbdcopy qemu-nbd
     [ -f "$PLUGIN" ] || die "no nbdkit plugin at $PLUGIN (build first)" ;;
 esac
 case " $workloads " in *" M1 "*)

@@ -58,12 +58,34 @@ assert_status() {
 # was built with one (nbdkit itself is not, so its leaks are not ours).
 # NBDKIT_AS, when set, is a command prefix nbdkit runs under (setpriv ...).
 run_nbdkit() {
-    # shellcheck disable=SC2086
+    (exec_nbdkit "$@")
+}
+
+# exec_nbdkit ARGS...: replaces the shell with that nbdkit. Started as
+# `exec_nbdkit ARGS &`, $! is nbdkit itself (a NBDKIT_AS prefix execs it),
+# so that the test can wait for it to close the image.
+exec_nbdkit() {
     if [ -n "${NBDKIT_PRELOAD:-}" ]; then
-        LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0 ${NBDKIT_AS:-} nbdkit "$@"
-    else
-        ${NBDKIT_AS:-} nbdkit "$@"
+        export LD_PRELOAD="$NBDKIT_PRELOAD" ASAN_OPTIONS=detect_leaks=0
     fi
+    # shellcheck disable=SC2086
+    exec ${NBDKIT_AS:-} nbdkit "$@"
+}
+
+# wait_ready PID MESSAGE COMMAND...: polls COMMAND every 0.1 s while process
+# PID runs, until it succeeds; fails with MESSAGE after 20 s. Returns
+# whether PID still runs then (1: it exited first).
+wait_ready() {
+    _wpid=$1
+    _wmsg=$2
+    shift 2
+    _wi=0
+    while alive "$_wpid" && ! "$@"; do
+        _wi=$((_wi + 1))
+        [ "$_wi" -lt 200 ] || fail "$_wmsg"
+        sleep 0.1
+    done
+    alive "$_wpid"
 }
 
 # Starts nbdkit in the foreground of a background job, serving on the Unix
@@ -73,26 +95,11 @@ start_nbdkit() {
     _sock=$1
     shift
     rm -f "$_sock"
-    # Not through run_nbdkit: $! must be nbdkit itself, so that stop_nbdkit
-    # can wait for it to close the image (a NBDKIT_AS prefix execs it).
-    # shellcheck disable=SC2086
-    if [ -n "${NBDKIT_PRELOAD:-}" ]; then
-        LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0 \
-            ${NBDKIT_AS:-} nbdkit --exit-with-parent -f -U "$_sock" "$@" &
-    else
-        ${NBDKIT_AS:-} nbdkit --exit-with-parent -f -U "$_sock" "$@" &
-    fi
+    exec_nbdkit --exit-with-parent -f -U "$_sock" "$@" &
     NBDKIT_PID=$!
     on_exit "kill $NBDKIT_PID 2>/dev/null"
-    _i=0
-    while [ ! -S "$_sock" ]; do
-        if ! kill -0 "$NBDKIT_PID" 2>/dev/null; then
-            fail "nbdkit $* exited before serving"
-        fi
-        _i=$((_i + 1))
-        [ "$_i" -lt 200 ] || fail "nbdkit $* did not create $_sock"
-        sleep 0.1
-    done
+    wait_ready "$NBDKIT_PID" "nbdkit $* did not create $_sock" test -S "$_sock" ||
+        fail "nbdkit $* exited before serving"
 }
 
 # Is process $1 running (not gone, not a zombie waiting for `wait`)?
@@ -155,22 +162,11 @@ start_nbdkit_tcp() {
     _try=0
     while :; do
         NBDKIT_PORT=$(free_tcp_port)
-        # shellcheck disable=SC2086
-        if [ -n "${NBDKIT_PRELOAD:-}" ]; then
-            LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0 ${NBDKIT_AS:-} \
-                nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$NBDKIT_PORT" "$@" &
-        else
-            ${NBDKIT_AS:-} nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$NBDKIT_PORT" "$@" &
-        fi
+        exec_nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$NBDKIT_PORT" "$@" &
         NBDKIT_PID=$!
         on_exit "kill $NBDKIT_PID 2>/dev/null"
-        _i=0
-        while alive "$NBDKIT_PID" && ! tcp_port_open "$NBDKIT_PORT"; do
-            _i=$((_i + 1))
-            [ "$_i" -lt 200 ] || fail "nbdkit $* did not listen on port $NBDKIT_PORT"
-            sleep 0.1
-        done
-        alive "$NBDKIT_PID" && break
+        wait_ready "$NBDKIT_PID" "nbdkit $* did not listen on port $NBDKIT_PORT" \
+            tcp_port_open "$NBDKIT_PORT" && break
         wait "$NBDKIT_PID" 2>/dev/null || true
         _try=$((_try + 1))
         if ! tcp_port_open "$NBDKIT_PORT" || [ "$_try" -ge 5 ]; then
@@ -241,13 +237,8 @@ NGINX
         # compiled-in default may be a file under /var/log).
         $_pdeath "$_nginx" -p "$_ngx/" -c "$_ngx/nginx.conf" -e stderr &
         NGINX_PID=$!
-        _i=0
-        while alive "$NGINX_PID" && [ ! -s "$_ngx/nginx.pid" ]; do
-            _i=$((_i + 1))
-            [ "$_i" -lt 200 ] || fail "nginx did not start on port $HTTP_PORT"
-            sleep 0.1
-        done
-        alive "$NGINX_PID" && break
+        wait_ready "$NGINX_PID" "nginx did not start on port $HTTP_PORT" \
+            test -s "$_ngx/nginx.pid" && break
         wait "$NGINX_PID" 2>/dev/null || true
         NGINX_PID=""
         _try=$((_try + 1))

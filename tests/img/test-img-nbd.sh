@@ -33,13 +33,8 @@ serve() {
     _pid=$!
     eval "pid_$_name=$_pid"
     on_exit "kill $_pid 2>/dev/null"
-    _i=0
-    while [ ! -S "$T/$_name.sock" ]; do
-        kill -0 "$_pid" 2>/dev/null || fail "$_server $* exited before serving"
-        _i=$((_i + 1))
-        [ "$_i" -lt 200 ] || fail "$_server $* did not create $T/$_name.sock"
-        sleep 0.05
-    done
+    wait_ready "$_pid" "$_server $* did not create $T/$_name.sock" test -S "$T/$_name.sock" ||
+        fail "$_server $* exited before serving"
 }
 
 # unserve NAME: stops that server and waits until it has closed its file.

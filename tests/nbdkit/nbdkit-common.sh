@@ -61,9 +61,7 @@ FILTER=$(dirname "$NBDKIT_QED_PLUGIN")/nbdkit-qed-filter.so
 nbdkit_refuses() {
     _text=$1
     shift
-    # shellcheck disable=SC2086
-    env ${NBDKIT_PRELOAD:+LD_PRELOAD=$NBDKIT_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
-        ${NBDKIT_AS:-} nbdkit -f -U "$T/never.sock" "$@" >"$T/refusal.txt" 2>&1 &
+    exec_nbdkit -f -U "$T/never.sock" "$@" >"$T/refusal.txt" 2>&1 &
     _pid=$!
     _i=0
     _errored=0
