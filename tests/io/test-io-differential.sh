@@ -43,34 +43,15 @@ seed_failed() {
 
 # serve_base SEED FILE: serves FILE (read-only) with nbdkit file, over a Unix
 # socket for an even seed and over TCP on a free localhost port for an odd
-# one; sets BASE_URI to its NBD address and BASE_PID to the server's pid.
+# one; sets BASE_URI to its NBD address. stop_nbdkit stops it.
 serve_base() {
-    _pidfile=$T/base-$1.pid
     if [ $(($1 % 2)) -eq 0 ]; then
-        _sock=$T/base-$1.sock
-        nbdkit -r -U "$_sock" -P "$_pidfile" file "$2" ||
-            fail "nbdkit could not serve $2 on $_sock"
-        BASE_URI="nbd+unix:///?socket=$_sock"
+        start_nbdkit "$T/base-$1.sock" -r file "$2"
+        BASE_URI="nbd+unix:///?socket=$T/base-$1.sock"
     else
-        BASE_URI=""
-        for _try in 1 2 3 4 5; do
-            _port=$(free_tcp_port)
-            if nbdkit -r -i 127.0.0.1 -p "$_port" -P "$_pidfile" file "$2" 2>/dev/null; then
-                BASE_URI="nbd://127.0.0.1:$_port"
-                break
-            fi
-        done
-        [ -n "$BASE_URI" ] || fail "nbdkit could not serve $2 on a free TCP port"
+        start_nbdkit_tcp -r file "$2"
+        BASE_URI=$NBDKIT_TCP_URI
     fi
-    # nbdkit listens before it forks; the child writes the pid file.
-    _i=0
-    while [ ! -s "$_pidfile" ]; do
-        _i=$((_i + 1))
-        [ "$_i" -lt 100 ] || fail "nbdkit wrote no pid file $_pidfile"
-        sleep 0.05
-    done
-    BASE_PID=$(cat "$_pidfile")
-    on_exit "kill $BASE_PID 2>/dev/null"
 }
 
 run_seed() {
@@ -161,7 +142,7 @@ run_seed() {
         seed_failed "$seed" "qemu-img check exited $check_status"
         head -20 "$dir/check.out" >&2
     fi
-    [ -z "$remote" ] || kill "$BASE_PID"
+    [ -z "$remote" ] || stop_nbdkit
     case " $failed " in
     *" $seed "*) ;;
     *) rm -rf "$dir" ;;
